@@ -1,0 +1,217 @@
+"""Manifests and label encoding: the three label states of the design notes.
+
+For every row and attribute the target row is
+- labelled: multi-hot over the attribute's values;
+- not applicable (category not in `applies_to`): all zeros;
+- missing (applies, cell blank): all -1 (masked out of the loss).
+
+Example:
+    >>> config = load_config("demo/config.yaml")
+    >>> frame = read_manifest(config.manifest_path)
+    >>> encoded = encode_labels(frame, config.taxonomy)
+    >>> encoded.targets["colour"].shape  # (rows, number of colour values)
+    (600, 6)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kattr.config import AttributeConfig, Config, TaxonomyConfig, canonical
+
+__all__ = [
+    "MISSING",
+    "EncodedLabels",
+    "LabelError",
+    "category_of",
+    "decode_targets",
+    "encode_labels",
+    "image_paths",
+    "is_blank",
+    "read_manifest",
+    "write_manifest",
+]
+
+MISSING = -1.0
+_MAX_ROWS_IN_MESSAGE = 10
+
+
+class LabelError(ValueError):
+    """A manifest that does not follow the taxonomy; the message names rows and columns."""
+
+
+def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    """Reads a CSV or Parquet manifest with every cell as a string (blank cells stay NaN)."""
+    path = Path(path)
+    if not path.exists():
+        raise LabelError(f"{path}: manifest not found")
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        frame = pd.read_parquet(path)
+        return frame.astype(object).where(frame.notna(), None).map(
+            lambda v: v if v is None else str(v)
+        )
+    if suffix in (".csv", ".txt", ".tsv"):
+        return pd.read_csv(
+            path, dtype=str, keep_default_na=False, na_values=[""],
+            sep="\t" if suffix == ".tsv" else ",",
+        )
+    raise LabelError(f"{path}: unsupported manifest type {suffix!r}; expected .csv or .parquet")
+
+
+def write_manifest(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Writes a CSV or Parquet manifest atomically (temp file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(tmp, index=False)
+    else:
+        frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def is_blank(value) -> bool:
+    """True for None, NaN and whitespace-only cells."""
+    return value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip()
+
+
+def image_paths(frame: pd.DataFrame, config: Config) -> list[str]:
+    """Absolute image paths of a manifest (relative ones resolved against `data.image_root`)."""
+    column = config.data.image_column
+    if column not in frame.columns:
+        raise LabelError(f"manifest has no image column {column!r}; columns: {list(frame.columns)}")
+    root = config.image_root
+    return [str(Path(p) if os.path.isabs(str(p)) else root / str(p)) for p in frame[column]]
+
+
+@dataclass
+class EncodedLabels:
+    """Targets per attribute for the rows that were kept.
+
+    Attributes:
+        targets: attribute name -> float32 array [rows, values] (1/0, or -1 where missing).
+        rows: positions (0-based) in the input frame of the kept rows.
+        dropped_rows: positions of rows dropped by `on_unknown: drop`.
+        unknown: every unknown cell as (row position, column, canonical value).
+        unknown_as_missing: number of cells turned to missing by `on_unknown: missing`.
+    """
+
+    targets: dict[str, np.ndarray]
+    rows: np.ndarray
+    dropped_rows: list[int] = field(default_factory=list)
+    unknown: list[tuple[int, str, str]] = field(default_factory=list)
+    unknown_as_missing: int = 0
+
+
+def _canonical_values(cell, attribute: AttributeConfig, separator: str) -> list[str]:
+    values = []
+    for part in str(cell).split(separator):
+        value = canonical(part)
+        if value:
+            values.append(attribute.merge.get(value, value))
+    return values
+
+
+def category_of(cell, taxonomy: TaxonomyConfig) -> str | None:
+    """The canonical (merged) category of a cell; None where blank."""
+    if is_blank(cell):
+        return None
+    value = canonical(cell)
+    return taxonomy.category_merge.get(value, value)
+
+
+def _row_label(index: int) -> str:
+    # Row numbers in messages are 1-based data rows, as a spreadsheet shows them after the header.
+    return str(index + 1)
+
+
+def encode_labels(
+    frame: pd.DataFrame, taxonomy: TaxonomyConfig, on_unknown: str = "error"
+) -> EncodedLabels:
+    """Encodes manifest cells into targets following the three label states.
+
+    Args:
+        frame: the manifest (one row per image).
+        taxonomy: categories and attributes.
+        on_unknown: `error` raises naming rows and column; `missing` blanks the cell;
+            `drop` removes the row.
+
+    Raises:
+        LabelError: a missing column, or unknown values with `on_unknown: error`.
+    """
+    if on_unknown not in ("error", "missing", "drop"):
+        raise ValueError(f"on_unknown must be error, missing or drop. Received: {on_unknown!r}")
+    needed = [taxonomy.category_column] + [a.source_column for a in taxonomy.attributes]
+    absent = [c for c in needed if c not in frame.columns]
+    if absent:
+        raise LabelError(
+            f"manifest lacks column(s) {absent}; the taxonomy expects {needed}, "
+            f"the manifest has {list(frame.columns)}"
+        )
+    n = len(frame)
+    categories = [category_of(c, taxonomy) for c in frame[taxonomy.category_column]]
+    known_categories = set(taxonomy.categories)
+    unknown: dict[str, list[tuple[int, str]]] = {}
+    drop = np.zeros(n, dtype=bool)
+    for i, category in enumerate(categories):
+        if category is not None and category not in known_categories:
+            unknown.setdefault(taxonomy.category_column, []).append((i, category))
+            categories[i] = None
+            drop[i] |= on_unknown == "drop"
+
+    targets = {}
+    unknown_as_missing = 0
+    for attribute in taxonomy.attributes:
+        index = {v: j for j, v in enumerate(attribute.values)}
+        applies = None if attribute.applies_to is None else set(attribute.applies_to)
+        target = np.full((n, len(attribute.values)), MISSING, dtype=np.float32)
+        for i, cell in enumerate(frame[attribute.source_column]):
+            category = categories[i]
+            if applies is not None and category is not None and category not in applies:
+                target[i] = 0.0  # not applicable: every value is a negative
+                continue
+            if is_blank(cell):
+                continue  # missing, or category unknown so applicability is unknown
+            values = _canonical_values(cell, attribute, taxonomy.separator)
+            bad = [v for v in values if v not in index]
+            if bad:
+                unknown.setdefault(attribute.source_column, []).append((i, bad[0]))
+                drop[i] |= on_unknown == "drop"
+                unknown_as_missing += on_unknown == "missing"
+                continue
+            if not values:
+                continue
+            target[i] = 0.0
+            target[i, [index[v] for v in values]] = 1.0
+        targets[attribute.name] = target
+
+    if unknown and on_unknown == "error":
+        lines = []
+        for column, cells in unknown.items():
+            shown = ", ".join(f"row {_row_label(i)}: {v!r}" for i, v in cells[:_MAX_ROWS_IN_MESSAGE])
+            more = f" (and {len(cells) - _MAX_ROWS_IN_MESSAGE} more)" if len(cells) > _MAX_ROWS_IN_MESSAGE else ""
+            lines.append(f"column {column!r}: {len(cells)} unknown value(s): {shown}{more}")
+        raise LabelError(
+            "values not in the taxonomy (set data.on_unknown to missing or drop to continue):\n  "
+            + "\n  ".join(lines)
+        )
+    keep = np.flatnonzero(~drop)
+    return EncodedLabels(
+        targets={name: t[keep] for name, t in targets.items()},
+        rows=keep,
+        dropped_rows=np.flatnonzero(drop).tolist(),
+        unknown=sorted((i, column, v) for column, cells in unknown.items() for i, v in cells),
+        unknown_as_missing=int(unknown_as_missing),
+    )
+
+
+def decode_targets(target_row: np.ndarray, attribute: AttributeConfig) -> list[str] | None:
+    """The value names of one target row; None where the label is missing."""
+    if np.all(target_row == MISSING):
+        return None
+    return [attribute.values[j] for j in np.flatnonzero(target_row == 1.0)]

@@ -1,0 +1,285 @@
+"""Metrics: the paper's average accuracy (eq. 2), precision, recall and F1.
+
+Two forms share `kattr.postprocess.decide`:
+- streaming Keras metrics for `compile(metrics=...)`, over labelled rows only, so the history
+  holds `<attribute>_average_accuracy`, `val_<attribute>_f1`, ...;
+- `evaluation_report` on whole NumPy arrays for `kattr-eval` and run reports.
+
+Label states: missing rows (all -1) are left out of every metric. Not-applicable rows (all 0)
+are labelled with the empty set as target: they score 1 in eq. (2) when nothing is predicted,
+and every predicted value is a false positive.
+
+Example:
+    >>> report = evaluation_report(targets, scores, config.taxonomy, thresholds=None)
+    >>> print(report_to_markdown(report))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import keras
+import numpy as np
+from keras import ops
+from sklearn.metrics import jaccard_score, precision_recall_fscore_support
+
+from kattr.config import Config, TaxonomyConfig
+from kattr.postprocess import decide, thresholds_for
+
+__all__ = [
+    "AverageAccuracy",
+    "MaskedF1",
+    "average_accuracy",
+    "build_metrics",
+    "evaluation_report",
+    "labelled_rows",
+    "report_to_markdown",
+]
+
+
+def labelled_rows(targets: np.ndarray) -> np.ndarray:
+    """Bool [rows]: rows that are labelled or not applicable (not all -1)."""
+    return np.any(np.asarray(targets) >= 0, axis=-1)
+
+
+def average_accuracy(targets: np.ndarray, decisions: np.ndarray) -> float:
+    """Eq. (2) for one attribute: mean over labelled rows of |Y ∩ Ŷ| / |Y ∪ Ŷ| (1 if both empty).
+
+    Args:
+        targets: [rows, values] with 1/0, and -1 on missing rows (left out).
+        decisions: bool or 0/1 [rows, values].
+
+    Returns:
+        The average accuracy, or NaN when no row is labelled.
+
+    Example:
+        >>> average_accuracy(np.array([[1, 0], [0, 0], [-1, -1]]), np.array([[1, 1], [0, 0], [1, 0]]))
+        0.75
+    """
+    keep = labelled_rows(targets)
+    if not keep.any():
+        return float("nan")
+    return float(
+        jaccard_score(
+            np.asarray(targets)[keep] == 1,
+            np.asarray(decisions)[keep].astype(bool),
+            average="samples",
+            zero_division=1.0,
+        )
+    )
+
+
+class _LabelledMetric(keras.metrics.Metric):
+    """Base of the streaming metrics: decisions by `decide`, rows with all -1 left out."""
+
+    def __init__(self, threshold=0.5, exclusive: bool = True, name=None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.threshold = threshold
+        self.exclusive = exclusive
+
+    def _decisions(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "float32")
+        labelled = ops.cast(ops.any(ops.greater_equal(y_true, 0.0), axis=-1), "float32")
+        decided = ops.cast(decide(ops.cast(y_pred, "float32"), self.threshold, self.exclusive),
+                           "float32")
+        return ops.cast(ops.equal(y_true, 1.0), "float32"), decided, labelled
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold, "exclusive": self.exclusive}
+
+
+@keras.saving.register_keras_serializable(package="kattr")
+class AverageAccuracy(_LabelledMetric):
+    """Streaming eq. (2): mean over labelled rows of |Y ∩ Ŷ| / |Y ∪ Ŷ| (1 when both are empty).
+
+    Args:
+        threshold: float or list of float. The decision threshold (scalar or per value).
+            Defaults to 0.5.
+        exclusive: bool. Keep only the best value (see `kattr.postprocess.decide`).
+            Defaults to True.
+        name: str. The metric name. Defaults to `average_accuracy`.
+
+    Example:
+        >>> metric = AverageAccuracy()
+        >>> metric.update_state(np.array([[1, 0], [-1, -1]]), np.array([[0.9, 0.1], [0.2, 0.9]]))
+        >>> float(metric.result())  # the missing second row is left out
+        1.0
+    """
+
+    def __init__(self, threshold=0.5, exclusive=True, name="average_accuracy", dtype=None):
+        super().__init__(threshold=threshold, exclusive=exclusive, name=name, dtype=dtype)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        truth, decided, labelled = self._decisions(y_true, y_pred)
+        intersection = ops.sum(truth * decided, axis=-1)
+        union = ops.sum(ops.maximum(truth, decided), axis=-1)
+        score = ops.where(union > 0, intersection / ops.maximum(union, 1.0), 1.0)
+        weight = labelled if sample_weight is None else labelled * ops.cast(sample_weight, "float32")
+        self.total.assign_add(ops.cast(ops.sum(score * weight), self.dtype))
+        self.count.assign_add(ops.cast(ops.sum(weight), self.dtype))
+
+    def result(self):
+        return ops.divide_no_nan(self.total, self.count)
+
+
+@keras.saving.register_keras_serializable(package="kattr")
+class MaskedF1(_LabelledMetric):
+    """Streaming micro F1 of one attribute over its labelled rows.
+
+    Args:
+        threshold: float or list of float. The decision threshold. Defaults to 0.5.
+        exclusive: bool. Keep only the best value. Defaults to True.
+        name: str. The metric name. Defaults to `f1`.
+
+    Example:
+        >>> metric = MaskedF1(exclusive=False)
+        >>> metric.update_state(np.array([[1, 1]]), np.array([[0.9, 0.1]]))
+        >>> round(float(metric.result()), 3)  # precision 1, recall 0.5
+        0.667
+    """
+
+    def __init__(self, threshold=0.5, exclusive=True, name="f1", dtype=None):
+        super().__init__(threshold=threshold, exclusive=exclusive, name=name, dtype=dtype)
+        self.true_positives = self.add_variable(shape=(), initializer="zeros", name="tp")
+        self.false_positives = self.add_variable(shape=(), initializer="zeros", name="fp")
+        self.false_negatives = self.add_variable(shape=(), initializer="zeros", name="fn")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        truth, decided, labelled = self._decisions(y_true, y_pred)
+        weight = labelled if sample_weight is None else labelled * ops.cast(sample_weight, "float32")
+        weight = weight[:, None]
+        for variable, counts in (
+            (self.true_positives, truth * decided),
+            (self.false_positives, (1.0 - truth) * decided),
+            (self.false_negatives, truth * (1.0 - decided)),
+        ):
+            variable.assign_add(ops.cast(ops.sum(counts * weight), self.dtype))
+
+    def result(self):
+        errors = self.false_positives + self.false_negatives
+        return ops.divide_no_nan(2.0 * self.true_positives, 2.0 * self.true_positives + errors)
+
+
+def build_metrics(config: Config) -> dict[str, list[keras.metrics.Metric]]:
+    """Fresh streaming metrics for every attribute output: average accuracy and micro F1.
+
+    Example:
+        >>> model.compile(loss=losses, metrics=build_metrics(config))
+    """
+    threshold = config.train.threshold
+    return {
+        attribute.name: [
+            AverageAccuracy(threshold=threshold, exclusive=attribute.exclusive),
+            MaskedF1(threshold=threshold, exclusive=attribute.exclusive),
+        ]
+        for attribute in config.taxonomy.attributes
+    }
+
+
+def _optional(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+def _attribute_rows(target: np.ndarray, decisions: np.ndarray, name: str, threshold) -> tuple:
+    keep = labelled_rows(target)
+    truth = target[keep] == 1
+    decided = decisions[keep]
+    labels = list(range(target.shape[1]))
+    row = {
+        "attribute": name,
+        "average_accuracy": _optional(average_accuracy(target, decisions)),
+        "support": int(keep.sum()),
+        "missing": int((~keep).sum()),
+        "not_applicable": int((target[keep] == 0).all(axis=1).sum()),
+        "threshold": threshold,
+    }
+    for average in ("micro", "macro"):
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            truth, decided, labels=labels, average=average, zero_division=0.0
+        )
+        row.update({f"precision_{average}": float(precision), f"recall_{average}": float(recall),
+                    f"f1_{average}": float(f1)})
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, decided, labels=labels, average=None, zero_division=0.0
+    )
+    return row, (precision, recall, f1, support)
+
+
+def evaluation_report(
+    targets: Mapping[str, np.ndarray],
+    scores: Mapping[str, np.ndarray],
+    taxonomy: TaxonomyConfig,
+    thresholds: Mapping[str, float | Sequence[float]] | None = None,
+) -> dict:
+    """Offline metrics of every attribute and value.
+
+    Eq. (2) and precision/recall/F1 are computed on labelled rows (missing rows left out,
+    not-applicable rows kept with the empty set as target). Macro averages are unweighted means
+    over all values of the attribute; a value that is never true nor predicted scores 0.
+
+    Args:
+        targets: attribute -> targets [rows, values] (1/0, -1 where missing).
+        scores: attribute -> sigmoid scores [rows, values].
+        taxonomy: the attributes (values, exclusive).
+        thresholds: attribute -> scalar or per-value thresholds; None uses 0.5 everywhere.
+
+    Returns:
+        `{"attributes": [...], "values": [...], "mean_average_accuracy": float | None}`: one
+        row per attribute (average_accuracy, precision/recall/f1 `_micro` and `_macro`,
+        support = labelled rows, missing, not_applicable, threshold) and one per value
+        (attribute, value, precision, recall, f1, support = positive rows).
+    """
+    per_value_thresholds = thresholds_for(taxonomy, thresholds)
+    attribute_rows, value_rows = [], []
+    for attribute in taxonomy.attributes:
+        target = np.asarray(targets[attribute.name])
+        threshold = per_value_thresholds[attribute.name]
+        decisions = decide(np.asarray(scores[attribute.name], dtype=np.float32), threshold,
+                           attribute.exclusive)
+        shown = float(threshold[0]) if np.all(threshold == threshold[0]) else threshold.tolist()
+        row, per_value = _attribute_rows(target, decisions, attribute.name, shown)
+        attribute_rows.append(row)
+        for value, precision, recall, f1, support in zip(attribute.values, *per_value, strict=True):
+            value_rows.append({
+                "attribute": attribute.name, "value": value, "precision": float(precision),
+                "recall": float(recall), "f1": float(f1), "support": int(support),
+            })
+    accuracies = [r["average_accuracy"] for r in attribute_rows if r["average_accuracy"] is not None]
+    return {
+        "attributes": attribute_rows,
+        "values": value_rows,
+        "mean_average_accuracy": float(np.mean(accuracies)) if accuracies else None,
+    }
+
+
+_ATTRIBUTE_COLUMNS = [
+    "attribute", "average_accuracy", "precision_micro", "recall_micro", "f1_micro",
+    "precision_macro", "recall_macro", "f1_macro", "support", "missing", "not_applicable",
+]
+_VALUE_COLUMNS = ["attribute", "value", "precision", "recall", "f1", "support"]
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _table(rows: list[dict], columns: list[str]) -> list[str]:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in rows]
+    return lines
+
+
+def report_to_markdown(report: dict) -> str:
+    """Renders an `evaluation_report` as Markdown: a summary line and two tables."""
+    mean = _cell(report["mean_average_accuracy"])
+    lines = [f"Mean average accuracy (eq. 2) over attributes: {mean}", "", "## Attributes", ""]
+    lines += _table(report["attributes"], _ATTRIBUTE_COLUMNS)
+    lines += ["", "## Values", ""]
+    lines += _table(report["values"], _VALUE_COLUMNS)
+    return "\n".join(lines) + "\n"
