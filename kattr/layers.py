@@ -204,7 +204,9 @@ class GroupedBranches(keras.layers.Layer):
                 )
             )
             self.biases.append(
-                self.add_weight(shape=(branches, fan_out), initializer="zeros", name=f"bias_{index}")
+                self.add_weight(
+                    shape=(branches, fan_out), initializer="zeros", name=f"bias_{index}"
+                )
             )
 
     def call(self, features, training=None):

@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 import keras
 import numpy as np
 from keras import ops
-from sklearn.metrics import jaccard_score, precision_recall_fscore_support
 
 from kattr.config import Config, TaxonomyConfig
 from kattr.postprocess import decide, thresholds_for
@@ -53,20 +52,18 @@ def average_accuracy(targets: np.ndarray, decisions: np.ndarray) -> float:
         The average accuracy, or NaN when no row is labelled.
 
     Example:
-        >>> average_accuracy(np.array([[1, 0], [0, 0], [-1, -1]]), np.array([[1, 1], [0, 0], [1, 0]]))
+        >>> targets = np.array([[1, 0], [0, 0], [-1, -1]])  # labelled, not applicable, missing
+        >>> average_accuracy(targets, np.array([[1, 1], [0, 0], [1, 0]]))  # (1/2 + 1) / 2
         0.75
     """
     keep = labelled_rows(targets)
     if not keep.any():
         return float("nan")
-    return float(
-        jaccard_score(
-            np.asarray(targets)[keep] == 1,
-            np.asarray(decisions)[keep].astype(bool),
-            average="samples",
-            zero_division=1.0,
-        )
-    )
+    truth = np.asarray(targets)[keep] == 1
+    decided = np.asarray(decisions)[keep].astype(bool)
+    intersection = (truth & decided).sum(axis=1)
+    union = (truth | decided).sum(axis=1)
+    return float(np.mean(np.where(union > 0, intersection / np.maximum(union, 1), 1.0)))
 
 
 class _LabelledMetric(keras.metrics.Metric):
@@ -77,12 +74,14 @@ class _LabelledMetric(keras.metrics.Metric):
         self.threshold = threshold
         self.exclusive = exclusive
 
-    def _decisions(self, y_true, y_pred):
+    def _decisions(self, y_true, y_pred, sample_weight):
+        """Truth and decisions as 0/1 floats [batch, values], row weights [batch] (0 if missing)."""
         y_true = ops.cast(y_true, "float32")
-        labelled = ops.cast(ops.any(ops.greater_equal(y_true, 0.0), axis=-1), "float32")
-        decided = ops.cast(decide(ops.cast(y_pred, "float32"), self.threshold, self.exclusive),
-                           "float32")
-        return ops.cast(ops.equal(y_true, 1.0), "float32"), decided, labelled
+        weight = ops.cast(ops.any(ops.greater_equal(y_true, 0.0), axis=-1), "float32")
+        if sample_weight is not None:
+            weight = weight * ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+        decided = decide(ops.cast(y_pred, "float32"), self.threshold, self.exclusive)
+        return ops.cast(ops.equal(y_true, 1.0), "float32"), ops.cast(decided, "float32"), weight
 
     def get_config(self):
         return {**super().get_config(), "threshold": self.threshold, "exclusive": self.exclusive}
@@ -112,11 +111,10 @@ class AverageAccuracy(_LabelledMetric):
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        truth, decided, labelled = self._decisions(y_true, y_pred)
+        truth, decided, weight = self._decisions(y_true, y_pred, sample_weight)
         intersection = ops.sum(truth * decided, axis=-1)
         union = ops.sum(ops.maximum(truth, decided), axis=-1)
         score = ops.where(union > 0, intersection / ops.maximum(union, 1.0), 1.0)
-        weight = labelled if sample_weight is None else labelled * ops.cast(sample_weight, "float32")
         self.total.assign_add(ops.cast(ops.sum(score * weight), self.dtype))
         self.count.assign_add(ops.cast(ops.sum(weight), self.dtype))
 
@@ -147,8 +145,7 @@ class MaskedF1(_LabelledMetric):
         self.false_negatives = self.add_variable(shape=(), initializer="zeros", name="fn")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        truth, decided, labelled = self._decisions(y_true, y_pred)
-        weight = labelled if sample_weight is None else labelled * ops.cast(sample_weight, "float32")
+        truth, decided, weight = self._decisions(y_true, y_pred, sample_weight)
         weight = weight[:, None]
         for variable, counts in (
             (self.true_positives, truth * decided),
@@ -182,29 +179,40 @@ def _optional(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
+def _ratio(numerator, denominator):
+    return np.divide(numerator, denominator, out=np.zeros(np.shape(numerator)),
+                     where=np.asarray(denominator) > 0)
+
+
+def _precision_recall_f1(true_positives, false_positives, false_negatives) -> tuple:
+    """Precision, recall and F1 from counts; 0 where undefined (nothing predicted or true)."""
+    precision = _ratio(true_positives, true_positives + false_positives)
+    recall = _ratio(true_positives, true_positives + false_negatives)
+    f1 = _ratio(2 * true_positives, 2 * true_positives + false_positives + false_negatives)
+    return precision, recall, f1
+
+
 def _attribute_rows(target: np.ndarray, decisions: np.ndarray, name: str, threshold) -> tuple:
+    # Counted by hand: scikit-learn reads a one-value attribute as binary, not multi-label.
     keep = labelled_rows(target)
     truth = target[keep] == 1
-    decided = decisions[keep]
-    labels = list(range(target.shape[1]))
+    decided = decisions[keep].astype(bool)
+    counts = [(truth & decided).sum(0), (~truth & decided).sum(0), (truth & ~decided).sum(0)]
+    micro = _precision_recall_f1(*(c.sum() for c in counts))
+    per_value = _precision_recall_f1(*counts)
     row = {
         "attribute": name,
         "average_accuracy": _optional(average_accuracy(target, decisions)),
         "support": int(keep.sum()),
         "missing": int((~keep).sum()),
-        "not_applicable": int((target[keep] == 0).all(axis=1).sum()),
+        "not_applicable": int((~truth).all(axis=1).sum()),
         "threshold": threshold,
     }
-    for average in ("micro", "macro"):
-        precision, recall, f1, _ = precision_recall_fscore_support(
-            truth, decided, labels=labels, average=average, zero_division=0.0
-        )
-        row.update({f"precision_{average}": float(precision), f"recall_{average}": float(recall),
-                    f"f1_{average}": float(f1)})
-    precision, recall, f1, support = precision_recall_fscore_support(
-        truth, decided, labels=labels, average=None, zero_division=0.0
-    )
-    return row, (precision, recall, f1, support)
+    for metric, micro_value, values in zip(("precision", "recall", "f1"), micro, per_value,
+                                           strict=True):
+        row[f"{metric}_micro"] = float(micro_value)
+        row[f"{metric}_macro"] = float(np.mean(values))
+    return row, (*per_value, truth.sum(0))
 
 
 def evaluation_report(
@@ -246,7 +254,8 @@ def evaluation_report(
                 "attribute": attribute.name, "value": value, "precision": float(precision),
                 "recall": float(recall), "f1": float(f1), "support": int(support),
             })
-    accuracies = [r["average_accuracy"] for r in attribute_rows if r["average_accuracy"] is not None]
+    accuracies = [row["average_accuracy"] for row in attribute_rows]
+    accuracies = [accuracy for accuracy in accuracies if accuracy is not None]
     return {
         "attributes": attribute_rows,
         "values": value_rows,

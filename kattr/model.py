@@ -20,7 +20,13 @@ import keras
 from kattr.config import Config
 from kattr.layers import GroupedBranches, TransformerBlock
 
-__all__ = ["EMBEDDING_LAYER", "IMAGE_INPUT", "build_model", "embedding_model", "last_conv_layer_name"]
+__all__ = [
+    "EMBEDDING_LAYER",
+    "IMAGE_INPUT",
+    "build_model",
+    "embedding_model",
+    "last_conv_layer_name",
+]
 
 IMAGE_INPUT = "image"
 EMBEDDING_LAYER = "embedding"

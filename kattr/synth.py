@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from kattr.labels import write_manifest
 
@@ -84,8 +84,9 @@ JPEG_QUALITY = 95
 PNG_CYCLE = 40
 PNG_RGB_POSITION = 17
 PNG_RGBA_POSITION = 33
-# Sub-streams of the seed: drawing, label realism knobs, split assignment, corrupt bytes.
+# Sub-streams of the seed: drawing (and corrupt bytes), label realism knobs, split assignment.
 _DRAW_STREAM, _LABEL_STREAM, _SPLIT_STREAM = 0, 1, 2
+_CATALOG_MARKERS = ("truth.csv", "regions.json")
 
 
 class SynthError(ValueError):
@@ -200,7 +201,7 @@ def _tshirt(body: ImageDraw.ImageDraw, solid: ImageDraw.ImageDraw, layout: _Layo
 
 
 def _dress(body: ImageDraw.ImageDraw, solid: ImageDraw.ImageDraw, layout: _Layout):
-    height, bodice_width, hem_width = layout.length(0.72), layout.length(0.30), layout.length(0.62)
+    height, bodice_width, hem_width = layout.length(0.65), layout.length(0.30), layout.length(0.62)
     bodice_height = 0.38 * height
     x0, y0 = layout.center_x - bodice_width / 2, layout.center_y - height / 2
     waist, hem = y0 + bodice_height, y0 + height
@@ -223,7 +224,7 @@ def _dress(body: ImageDraw.ImageDraw, solid: ImageDraw.ImageDraw, layout: _Layou
 
 
 def _trousers(body: ImageDraw.ImageDraw, solid: ImageDraw.ImageDraw, layout: _Layout):
-    width, height = layout.length(0.46), layout.length(0.74)
+    width, height = layout.length(0.46), layout.length(0.65)
     x0, y0 = layout.center_x - width / 2, layout.center_y - height / 2
     gap = 0.10 * width
     leg = (width - gap) / 2
@@ -298,7 +299,7 @@ def _pattern_layer(
                 if (row + column) % 2:
                     draw.rectangle([x, y, x + half - 1, y + half - 1], fill=PATTERN_INK)
     elif pattern == "dotted":
-        radius = 0.3 * period
+        radius = 0.2 * period
         for row, y in enumerate(range(offset_y - period, size + period, period)):
             shift = half * (row % 2)
             for x in range(offset_x - period + shift, size + period, period):
@@ -351,9 +352,12 @@ def _draw_product(
     regions = {"colour": [body_box], "pattern": [body_box]}
     if shoulders is not None:
         regions["sleeve"] = _draw_sleeves(solid_draw, shoulders, product.sleeve)
+    # A rim of plain colour keeps the silhouette visible under white pattern ink.
+    rim = 2 * max(1, size // 64) + 1
     image = Image.new("RGB", (size, size), BACKGROUND)
-    image.paste(colour, mask=solid_mask)
-    image.paste(_pattern_layer(size, colour, product.pattern, rng), mask=body_mask)
+    image.paste(colour, mask=ImageChops.lighter(solid_mask, body_mask))
+    pattern = _pattern_layer(size, colour, product.pattern, rng)
+    image.paste(pattern, mask=body_mask.filter(ImageFilter.MinFilter(rim)))
     regions["occasion"] = _draw_marks(ImageDraw.Draw(image), product.occasion, size, rng)
     return image, regions
 
@@ -537,7 +541,8 @@ def _write_catalog(
         manifest_row["split"] = truth_row["split"] = split
     write_manifest(pd.DataFrame(manifest), root / "labels.csv")
     write_manifest(pd.DataFrame(truth), root / "truth.csv")
-    (root / "regions.json").write_text(json.dumps(regions, indent=1))
+    lines = [f"{json.dumps(name)}: {json.dumps(boxes)}" for name, boxes in regions.items()]
+    (root / "regions.json").write_text("{\n" + ",\n".join(lines) + "\n}\n")
     header = _CONFIG_HEADER.format(seed=seed, count=count, size=image_size)
     config_text = yaml.safe_dump(_config_data(image_size), sort_keys=False)
     (root / "config.yaml").write_text(header + config_text)
@@ -565,10 +570,19 @@ def _check_arguments(
 def _check_destination(out_dir: Path, overwrite: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise SynthError(f"{out_dir}: exists and is not a folder. Received: out_dir={out_dir}")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    if not overwrite:
         raise SynthError(
-            f"{out_dir}: folder exists and is not empty; choose a new folder or pass "
-            f"overwrite=True (--overwrite) to replace it. Received: out_dir={out_dir}"
+            f"{out_dir}: folder exists and is not empty; choose a new folder, or pass "
+            f"overwrite=True (--overwrite) to replace a previous synthetic catalog. "
+            f"Received: out_dir={out_dir}"
+        )
+    # Overwriting deletes the folder, so only a previous synthetic catalog may be replaced.
+    if not all((out_dir / name).is_file() for name in _CATALOG_MARKERS):
+        raise SynthError(
+            f"{out_dir}: refusing to replace a folder that is not a synthetic catalog "
+            f"(expected {', '.join(_CATALOG_MARKERS)} in it). Received: out_dir={out_dir}"
         )
 
 
@@ -610,13 +624,13 @@ def generate_catalog(
         noise_rate: share of the remaining cells replaced by a wrong value in `labels.csv`.
         corrupt: number of extra rows whose image file cannot be decoded.
         imbalance: Zipf exponent of the value frequencies (0 is uniform).
-        overwrite: replace a non-empty `out_dir`.
+        overwrite: replace an `out_dir` that holds a previous synthetic catalog.
 
     Returns:
         The paths of the written files and the rows per category.
 
     Raises:
-        SynthError: an argument out of range, or a non-empty `out_dir` without `overwrite`.
+        SynthError: an argument out of range, or a non-empty `out_dir` that may not be replaced.
 
     Example:
         >>> catalog = generate_catalog("demo", count=100, corrupt=3)

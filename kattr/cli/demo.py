@@ -37,7 +37,12 @@ def run_demo(args: argparse.Namespace) -> int:
     from kattr.evaluation import evaluate_run
     from kattr.labels import read_manifest
     from kattr.metrics import report_to_markdown
-    from kattr.stats import attribute_state_counts, format_stats, plot_attribute_stats
+    from kattr.stats import (
+        attribute_state_counts,
+        compute_attribute_stats,
+        format_stats,
+        plot_attribute_stats,
+    )
     from kattr.synth import generate_catalog
     from kattr.training import train
     from kattr.validate import validate_catalog
@@ -62,9 +67,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
     _step("3. statistics")
     frame = read_manifest(config.manifest_path)
-    print(format_stats(frame, config.taxonomy))
-    print(attribute_state_counts(frame, config.taxonomy).to_string(index=False))
-    charts = plot_attribute_stats({"catalog": frame}, output / "stats", config.taxonomy)
+    values = compute_attribute_stats(frame, config.taxonomy)
+    states = attribute_state_counts(frame, config.taxonomy)
+    print(format_stats(values, states))
+    charts = plot_attribute_stats({"catalog": values}, output / "stats", {"catalog": states})
     print(f"charts: {', '.join(str(p) for p in charts)}")
 
     _step("4. train")
@@ -73,7 +79,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     _step("5. evaluate on the validation split with calibrated thresholds")
     evaluation = evaluate_run(run_dir, calibrate=True)
-    print(report_to_markdown(evaluation, per_value=False))
+    print(report_to_markdown(evaluation))
     print(f"\nreport: {run_dir / 'eval' / 'report.md'}; curves: {run_dir / 'eval' / 'pr_curves.png'}")
     return 0
 

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             args.run, manifest=args.manifest, split=args.split, output_dir=args.output,
             calibrate=args.calibrate, objective=args.objective, per_value=args.per_value,
         )
-        print(report_to_markdown(report, per_value=False))
+        print(report_to_markdown(report))
         return 0
 
     return run(body)

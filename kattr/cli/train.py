@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
         result = train(load_config_from_args(args), args.output, verbose=2 if args.quiet else "auto")
         print(f"\nvalidation report ({result.run_dir}/eval/report.md):\n")
-        print(report_to_markdown(result.report, per_value=False))
+        print(report_to_markdown(result.report))
         print(f"best model: {result.run_dir}/model.keras")
         return 0
 

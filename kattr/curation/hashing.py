@@ -16,6 +16,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from functools import partial
 
+from kattr.curation.errors import CurationError
 from kattr.curation.image_checks import ImageRecord, inspect_image
 from kattr.curation.progress import ProgressBar
 
@@ -54,7 +55,7 @@ def inspect_images(
         One record per path, in the order of `paths`.
     """
     if workers is not None and workers < 1:
-        raise ValueError(f"curation.workers must be at least 1 or null. Received: {workers}")
+        raise CurationError(f"curation.workers must be at least 1 or null. Received: {workers}")
     workers = workers or available_cores()
     bar = ProgressBar(len(paths), "hashing images", enabled=progress)
     inspect = partial(_inspect_chunk, min_side=min_side, max_aspect_ratio=max_aspect_ratio)

@@ -20,7 +20,13 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-__all__ = ["INVALID_REASONS", "TRAINING_FORMATS", "ImageRecord", "inspect_image"]
+__all__ = [
+    "INVALID_REASONS",
+    "THUMBNAIL_SIDE",
+    "TRAINING_FORMATS",
+    "ImageRecord",
+    "inspect_image",
+]
 
 # Formats `tf.io.decode_image` reads (MPO is a multi-picture JPEG from cameras).
 TRAINING_FORMATS = ("JPEG", "MPO", "PNG", "BMP", "GIF")
@@ -35,6 +41,9 @@ INVALID_REASONS = (
     "extreme_aspect_ratio",
 )
 
+# Side of the RGB thumbnail kept to verify near duplicates (768 bytes per image).
+THUMBNAIL_SIDE = 16
+
 
 @dataclass
 class ImageRecord:
@@ -48,6 +57,7 @@ class ImageRecord:
         content_hash: BLAKE2b hex digest of the decoded RGB pixels and the size, so the same
             picture saved twice is an exact duplicate even when file metadata differs.
         perceptual_hash: 64-bit DCT perceptual hash (`imagehash.phash`) as an unsigned integer.
+        thumbnail: RGB bytes of the image squeezed to `THUMBNAIL_SIDE` pixels a side.
     """
 
     reason: str | None = None
@@ -56,6 +66,7 @@ class ImageRecord:
     height: int = 0
     content_hash: str = ""
     perceptual_hash: int = 0
+    thumbnail: bytes = b""
 
 
 def _perceptual_hash(image: Image.Image) -> int:
@@ -124,4 +135,6 @@ def inspect_image(path: str, min_side: int, max_aspect_ratio: float) -> ImageRec
         digest.update(rgb.tobytes())
         record.content_hash = digest.hexdigest()
         record.perceptual_hash = _perceptual_hash(rgb)
+        size = (THUMBNAIL_SIDE, THUMBNAIL_SIDE)
+        record.thumbnail = rgb.resize(size, Image.Resampling.BOX).tobytes()
     return record

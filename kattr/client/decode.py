@@ -1,0 +1,71 @@
+"""One decoder of model outputs for every protocol: arrays in, a record per image out.
+
+Example:
+    >>> outputs = {"colour_scores": np.array([[0.9, 0.1]]),
+    ...            "colour_labels": np.array([[b"red", b""]])}
+    >>> decode_outputs(outputs, {"colour": ["red", "blue"]})
+    [{'colour': {'labels': ['red'], 'scores': {'red': 0.9, 'blue': 0.1}}}]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["decode_outputs"]
+
+_SCORES_SUFFIX = "_scores"
+_LABELS_SUFFIX = "_labels"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _scores(row: np.ndarray) -> list[float]:
+    # float32's shortest decimal form, so REST (JSON text) and gRPC (binary) decode identically.
+    return np.asarray(row, dtype=np.float32).astype(str).astype(np.float64).tolist()
+
+
+def decode_outputs(
+    outputs: Mapping[str, np.ndarray],
+    value_names: Mapping[str, Sequence[str]] | None = None,
+) -> list[dict]:
+    """Per image: ``{attribute: {"labels": [...], "scores": {value: score}}}``.
+
+    Args:
+        outputs: output name -> array with the batch first, from any protocol; `<attr>_scores`
+            (float [N, C]) and `<attr>_labels` (strings [N, C], "" where not predicted).
+        value_names: attribute -> its C value names (from `kattr.json`). Attributes without
+            names get their scores as a list in output order.
+
+    Raises:
+        ValueError: an attribute's number of value names differs from its number of scores.
+    """
+    attributes = [name[: -len(_SCORES_SUFFIX)] for name in outputs if name.endswith(_SCORES_SUFFIX)]
+    if value_names:
+        order = {name: index for index, name in enumerate(value_names)}
+        attributes.sort(key=lambda name: (order.get(name, len(order)), name))
+    else:
+        attributes.sort()
+    if not attributes:
+        raise ValueError(f"no <attribute>_scores outputs. Received: {sorted(outputs)}")
+    batch_size = len(outputs[attributes[0] + _SCORES_SUFFIX])
+    records: list[dict] = [{} for _ in range(batch_size)]
+    for attribute in attributes:
+        scores = np.asarray(outputs[attribute + _SCORES_SUFFIX])
+        labels = outputs.get(attribute + _LABELS_SUFFIX)
+        names = (value_names or {}).get(attribute)
+        if names is not None and len(names) != scores.shape[-1]:
+            raise ValueError(
+                f"attribute {attribute!r}: {len(names)} value names for {scores.shape[-1]} "
+                f"scores. Received names: {list(names)}"
+            )
+        for index, record in enumerate(records):
+            row = _scores(scores[index])
+            record[attribute] = {
+                "labels": [] if labels is None else [_text(v) for v in labels[index] if _text(v)],
+                "scores": dict(zip(names, row, strict=True)) if names is not None else row,
+            }
+    return records

@@ -1,0 +1,59 @@
+"""Finding an exported version directory and the value names in its `assets.extra/kattr.json`.
+
+`kattr.json` is written by the exporter: ``{"taxonomy": {"attributes": [{"name": ..., "values":
+[...]}, ...]}, "thresholds": ..., "image_size": ...}``. The score outputs `<attr>_scores` are
+ordered as the attribute's `values`, which is how clients name the scores.
+
+Example:
+    >>> resolve_version_dir("exports/shirts")  # the highest integer version
+    PosixPath('exports/shirts/3')
+    >>> read_value_names("exports/shirts")["colour"][:2]
+    ['black', 'blue']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+__all__ = ["METADATA_PATH", "read_value_names", "resolve_version_dir", "value_names_from_metadata"]
+
+METADATA_PATH = Path("assets.extra", "kattr.json")
+
+
+def resolve_version_dir(path: str | os.PathLike) -> Path:
+    """A SavedModel directory: `path` itself, or its highest integer-named version."""
+    path = Path(path)
+    if (path / "saved_model.pb").exists():
+        return path
+    versions = []
+    if path.is_dir():
+        versions = [child for child in path.iterdir() if child.name.isdigit() and child.is_dir()]
+    if not versions:
+        raise FileNotFoundError(
+            f"{path}: neither a SavedModel directory (no saved_model.pb) nor a base path with "
+            "integer version directories"
+        )
+    return max(versions, key=lambda child: int(child.name))
+
+
+def value_names_from_metadata(metadata: dict, source: str = "kattr.json") -> dict[str, list[str]]:
+    """Attribute name -> value names, from the content of a `kattr.json`."""
+    try:
+        attributes = metadata["taxonomy"]["attributes"]
+        return {str(item["name"]): [str(value) for value in item["values"]] for item in attributes}
+    except (KeyError, TypeError) as error:
+        raise ValueError(
+            f"{source}: expected taxonomy.attributes as a list of {{name, values}}. "
+            f"Missing or malformed: {error}"
+        ) from None
+
+
+def read_value_names(path: str | os.PathLike) -> dict[str, list[str]]:
+    """Value names from a `kattr.json` file, a SavedModel directory or a base path."""
+    path = Path(path)
+    metadata_file = path if path.is_file() else resolve_version_dir(path) / METADATA_PATH
+    if not metadata_file.exists():
+        raise FileNotFoundError(f"{metadata_file}: no kattr.json (written by kattr-export)")
+    return value_names_from_metadata(json.loads(metadata_file.read_text()), str(metadata_file))

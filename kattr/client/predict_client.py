@@ -1,0 +1,172 @@
+"""`PredictClient`: attributes for images from TF Serving, kattr-serve or an exported model.
+
+The client batches images, retries with exponential backoff while the server is UNAVAILABLE,
+and decodes every protocol's outputs the same way (`decode_outputs`). When a batch is refused
+as INVALID_ARGUMENT (say, one file is not an image), its images are sent one by one so only the
+bad ones are reported.
+
+Scores are keyed by value name when the client knows the names: from `kattr.json` for
+`from_model_dir`, or from `value_names` / `read_value_names(...)` for a server (TF Serving's
+metadata describes tensors, not taxonomies). Without names the scores are a list in the
+model's value order; the labels are always names.
+
+Example:
+    >>> with PredictClient.from_grpc("127.0.0.1:8500", "shirts",
+    ...                              value_names=read_value_names("exports/shirts")) as client:
+    ...     client.predict([jpeg_bytes])[0]["colour"]["labels"]
+    ['navy blue']
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from kattr.client.decode import decode_outputs
+from kattr.client.model_files import METADATA_PATH, read_value_names
+from kattr.client.transports import GrpcTransport, InProcessTransport, RestTransport
+from kattr.server.errors import ServingError
+from kattr.server.protos import DEFAULT_SIGNATURE
+
+__all__ = ["PredictClient"]
+
+logger = logging.getLogger(__name__)
+
+
+class PredictClient:
+    """Predicts attributes through a transport, with retries and one decoder.
+
+    Args:
+        transport: a `RestTransport`, `GrpcTransport` or `InProcessTransport`.
+        value_names: attribute -> value names, to key the scores by name.
+        retries: further attempts after an UNAVAILABLE answer.
+        backoff_seconds: wait before the first retry; doubled for each further one.
+    """
+
+    def __init__(
+        self,
+        transport: RestTransport | GrpcTransport | InProcessTransport,
+        value_names: Mapping[str, Sequence[str]] | None = None,
+        retries: int = 3,
+        backoff_seconds: float = 0.5,
+    ):
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0. Received: {retries}")
+        self.transport = transport
+        self.value_names = dict(value_names) if value_names else None
+        self.retries = retries
+        self.backoff_seconds = backoff_seconds
+
+    @classmethod
+    def from_rest(
+        cls,
+        url: str,
+        model_name: str,
+        signature_name: str = DEFAULT_SIGNATURE,
+        version: int | None = None,
+        timeout: float = 30.0,
+        **client_arguments,
+    ) -> PredictClient:
+        """A client of a REST server at `url` (``http://host:8501``)."""
+        transport = RestTransport(url, model_name, signature_name, version, timeout)
+        return cls(transport, **client_arguments)
+
+    @classmethod
+    def from_grpc(
+        cls,
+        target: str,
+        model_name: str,
+        signature_name: str = DEFAULT_SIGNATURE,
+        version: int | None = None,
+        timeout: float = 30.0,
+        **client_arguments,
+    ) -> PredictClient:
+        """A client of a gRPC server at `target` (``host:8500``)."""
+        transport = GrpcTransport(target, model_name, signature_name, version, timeout)
+        return cls(transport, **client_arguments)
+
+    @classmethod
+    def from_model_dir(
+        cls,
+        model_dir: str | os.PathLike,
+        signature_name: str = DEFAULT_SIGNATURE,
+        **client_arguments,
+    ) -> PredictClient:
+        """An in-process client of an exported version (or the highest under a base path)."""
+        transport = InProcessTransport(model_dir, signature_name)
+        if "value_names" not in client_arguments and (
+            transport.export_dir / METADATA_PATH
+        ).exists():
+            client_arguments["value_names"] = read_value_names(transport.export_dir)
+        return cls(transport, **client_arguments)
+
+    def predict_raw(self, images: Sequence[bytes]) -> dict[str, np.ndarray]:
+        """The model's outputs for encoded images, retrying while the server is UNAVAILABLE."""
+        attempt = 0
+        while True:
+            try:
+                return self.transport.predict(images)
+            except ServingError as error:
+                if error.code != grpc.StatusCode.UNAVAILABLE or attempt >= self.retries:
+                    raise
+                delay = self.backoff_seconds * 2**attempt
+                logger.warning("server unavailable (%s); retrying in %.1f s", error.message, delay)
+                time.sleep(delay)
+                attempt += 1
+
+    def predict(self, images: Sequence[bytes]) -> list[dict]:
+        """Per image: ``{attribute: {"labels": [...], "scores": {value: score}}}``."""
+        return decode_outputs(self.predict_raw(images), self.value_names)
+
+    def predict_files(
+        self, paths: Iterable[str | os.PathLike], batch_size: int = 32
+    ) -> Iterator[dict]:
+        """Yields ``{"image": path, "attributes": {...}}`` or ``{"image": path, "error": ...}``.
+
+        Errors of single images (unreadable file, bytes that are not an image) become records;
+        errors of the server (unavailable after retries, unknown model) are raised.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1. Received: {batch_size}")
+        batch: list[tuple[str, bytes]] = []
+        for path in paths:
+            try:
+                batch.append((str(path), Path(path).read_bytes()))
+            except OSError as error:
+                yield {"image": str(path), "error": f"cannot read image: {error.strerror or error}"}
+                continue
+            if len(batch) == batch_size:
+                yield from self._predict_batch(batch)
+                batch = []
+        if batch:
+            yield from self._predict_batch(batch)
+
+    def _predict_batch(self, batch: list[tuple[str, bytes]]) -> Iterator[dict]:
+        try:
+            predictions = self.predict([data for _, data in batch])
+        except ServingError as error:
+            if error.code != grpc.StatusCode.INVALID_ARGUMENT:
+                raise
+            if len(batch) == 1:
+                yield {"image": batch[0][0], "error": error.message}
+                return
+            for item in batch:  # find the images the model refuses; keep the others
+                yield from self._predict_batch([item])
+            return
+        for (path, _), attributes in zip(batch, predictions, strict=True):
+            yield {"image": path, "attributes": attributes}
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> PredictClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

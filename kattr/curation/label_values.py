@@ -1,0 +1,123 @@
+"""Canonical label cells: case/whitespace folded, taxonomy merges applied, unknowns handled.
+
+Every label cell becomes the canonical form `encode_labels` reads back unchanged: values
+folded with `canonical`, synonyms replaced by `merge` / `category_merge`, repeated values
+dropped, multi-valued cells joined with the taxonomy separator, blank cells None. Values not
+in the taxonomy follow `data.on_unknown`: `error` raises, `missing` blanks the cell, `drop`
+marks the row for removal.
+
+Example:
+    >>> cleaned = clean_labels(frame, config.taxonomy, on_unknown="missing")
+    >>> cleaned.frame.loc[0, "colour"]  # "  Navy   BLUE" with merge {navy blue: blue}
+    'blue'
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from kattr.config import TaxonomyConfig, canonical
+from kattr.labels import encode_labels, is_blank
+
+__all__ = ["CleanedLabels", "MergeCount", "cell_values", "clean_labels", "label_columns"]
+
+
+@dataclass
+class MergeCount:
+    """Cells of `column` where the taxonomy merged `source` into `target`."""
+
+    column: str
+    source: str
+    target: str
+    cells: int
+
+
+@dataclass
+class CleanedLabels:
+    """The canonical manifest and what canonicalisation changed.
+
+    Attributes:
+        frame: copy of the manifest with canonical label cells.
+        merges: merge counts, largest first.
+        unknown: every unknown cell as (row position, column, canonical value).
+        dropped_rows: row positions with an unknown value under `on_unknown: drop`.
+    """
+
+    frame: pd.DataFrame
+    merges: list[MergeCount] = field(default_factory=list)
+    unknown: list[tuple[int, str, str]] = field(default_factory=list)
+    dropped_rows: list[int] = field(default_factory=list)
+
+
+def label_columns(taxonomy: TaxonomyConfig) -> list[str]:
+    """The category column then every attribute's source column, each once."""
+    columns = [taxonomy.category_column] + [a.source_column for a in taxonomy.attributes]
+    return list(dict.fromkeys(columns))
+
+
+def cell_values(cell, separator: str) -> list[str]:
+    """The values of a canonical cell; [] for a blank one.
+
+    Example:
+        >>> cell_values("casual|party", "|")
+        ['casual', 'party']
+    """
+    return [] if is_blank(cell) else str(cell).split(separator)
+
+
+def _canonical_cell(cell, merge: dict[str, str], separator: str, merged: Counter) -> str | None:
+    if is_blank(cell):
+        return None
+    values = []
+    for part in str(cell).split(separator):
+        value = canonical(part)
+        if not value:
+            continue
+        target = merge.get(value, value)
+        if target != value:
+            merged[(value, target)] += 1
+        if target not in values:
+            values.append(target)
+    return separator.join(values) or None
+
+
+def clean_labels(frame: pd.DataFrame, taxonomy: TaxonomyConfig, on_unknown: str) -> CleanedLabels:
+    """Canonicalises every label cell and applies `on_unknown` to values outside the taxonomy.
+
+    Args:
+        frame: the manifest as read by `read_manifest` (not modified).
+        taxonomy: categories, attributes and merges.
+        on_unknown: `error`, `missing` or `drop` (see `DataConfig.on_unknown`).
+
+    Raises:
+        LabelError: a label column is absent, or unknown values with `on_unknown: error`.
+    """
+    cleaned = frame.copy()
+    merges = []
+    merge_maps = {taxonomy.category_column: taxonomy.category_merge}
+    merge_maps.update({a.source_column: a.merge for a in taxonomy.attributes})
+    separators = {column: taxonomy.separator for column in merge_maps}
+    # A category is one value: the separator must not split it.
+    separators[taxonomy.category_column] = "\0"
+    encode_labels(frame.iloc[:0], taxonomy)  # raises naming any absent column
+    for column, merge in merge_maps.items():
+        merged: Counter = Counter()
+        cleaned[column] = pd.Series(
+            [_canonical_cell(c, merge, separators[column], merged) for c in frame[column]],
+            index=frame.index, dtype=object,
+        )
+        merges += [MergeCount(column, s, t, n) for (s, t), n in merged.items()]
+    merges.sort(key=lambda m: (-m.cells, m.column, m.source))
+    unknown = encode_labels(cleaned, taxonomy, on_unknown="missing").unknown
+    if unknown and on_unknown == "error":
+        encode_labels(cleaned, taxonomy, on_unknown="error")
+    dropped_rows: list[int] = []
+    if on_unknown == "missing":
+        for row, column, _ in unknown:
+            cleaned.iat[row, cleaned.columns.get_loc(column)] = None
+    elif on_unknown == "drop":
+        dropped_rows = sorted({row for row, _, _ in unknown})
+    return CleanedLabels(cleaned, merges, unknown, dropped_rows)

@@ -1,0 +1,32 @@
+"""`kattr-serve`: a local stand-in for TF Serving's REST and gRPC APIs, for development and tests.
+
+Production uses TF Serving (see `serving/`); this package answers the same requests the same way
+for what kattr needs: predict, model status and metadata, version hot-swap and warmup.
+
+Example:
+    >>> from kattr.server import ServerOptions, serve
+    >>> handle = serve("exports/shirts", ServerOptions(rest_port=0, grpc_port=0))
+    >>> handle.rest_url
+    'http://127.0.0.1:40211'
+    >>> handle.stop()
+"""
+
+from kattr.server.app import ServerHandle, ServerOptions, serve
+from kattr.server.errors import ServingError
+from kattr.server.model_store import ModelStore
+from kattr.server.protos import predict_request
+from kattr.server.servable import Servable
+from kattr.server.warmup import WARMUP_PATH, read_warmup_requests, write_warmup_requests
+
+__all__ = [
+    "WARMUP_PATH",
+    "ModelStore",
+    "Servable",
+    "ServerHandle",
+    "ServerOptions",
+    "ServingError",
+    "predict_request",
+    "read_warmup_requests",
+    "serve",
+    "write_warmup_requests",
+]

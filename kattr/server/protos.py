@@ -1,0 +1,106 @@
+"""TF Serving protos that kattr builds: predict requests, status and metadata responses.
+
+The REST server prints the status and metadata protos with TF Serving's JSON options, so both
+protocols answer with the same content.
+
+Example:
+    >>> request = predict_request({"image_bytes": [jpeg_bytes]}, model_name="shirts")
+    >>> request.model_spec.signature_name
+    'serving_default'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    predict_pb2,
+)
+
+__all__ = [
+    "DEFAULT_SIGNATURE",
+    "VersionStatus",
+    "message_to_json",
+    "metadata_response",
+    "predict_request",
+    "status_response",
+]
+
+DEFAULT_SIGNATURE = "serving_default"
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    """The state of one model version, as `GetModelStatus` reports it.
+
+    Attributes:
+        version: the version number (the directory name).
+        state: START, LOADING, AVAILABLE, UNLOADING or END.
+        error_code: "OK", or the canonical code name of a failed load (e.g. "NOT_FOUND").
+        error_message: why the load failed; "" when it did not.
+    """
+
+    version: int
+    state: str
+    error_code: str = "OK"
+    error_message: str = ""
+
+
+def predict_request(
+    inputs: Mapping[str, np.ndarray | list],
+    model_name: str = "",
+    signature_name: str = DEFAULT_SIGNATURE,
+    version: int | None = None,
+) -> predict_pb2.PredictRequest:
+    """A `PredictRequest` with one `TensorProto` per input (lists of bytes become tf.string)."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = version
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    return request
+
+
+def status_response(
+    statuses: Iterable[VersionStatus],
+) -> get_model_status_pb2.GetModelStatusResponse:
+    """A `GetModelStatusResponse` listing `statuses` in the given order."""
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for status in statuses:
+        entry = response.model_version_status.add()
+        entry.version = status.version
+        entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(status.state)
+        entry.status.error_code = status.error_code
+        entry.status.error_message = status.error_message
+    return response
+
+
+def metadata_response(
+    model_name: str, version: int, signature_defs: Mapping[str, meta_graph_pb2.SignatureDef]
+) -> get_model_metadata_pb2.GetModelMetadataResponse:
+    """A `GetModelMetadataResponse` with the `signature_def` field, as TF Serving packs it."""
+    response = get_model_metadata_pb2.GetModelMetadataResponse()
+    response.model_spec.name = model_name
+    response.model_spec.version.value = version
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    for name, signature in signature_defs.items():
+        signature_map.signature_def[name].CopyFrom(signature)
+    response.metadata["signature_def"].Pack(signature_map)
+    return response
+
+
+def message_to_json(message: Message) -> dict:
+    """TF Serving's JSON form of a proto: proto field names, default values printed."""
+    return json_format.MessageToDict(
+        message, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
+    )

@@ -1,0 +1,194 @@
+"""TF Serving's REST API (`/v1/models/...`) over a `ModelStore`, on the stdlib HTTP server.
+
+`RestApi` maps (method, path, body) to (status, JSON body) and knows nothing about sockets;
+`RestServer` is an HTTP/1.1 server with a bounded pool of worker threads and a request size
+limit.
+
+Example:
+    >>> api = RestApi(store)
+    >>> status, body = api.handle("GET", "/v1/models/shirts", b"")
+    >>> status, json.loads(body)["model_version_status"][0]["state"]
+    (200, 'AVAILABLE')
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import logging
+import re
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import grpc
+
+from kattr.server.errors import ServingError, invalid_argument, not_found
+from kattr.server.model_store import ModelStore
+from kattr.server.protos import message_to_json, metadata_response, status_response
+from kattr.server.servable import Servable
+from kattr.server.tensor_json import error_body, format_predict_response, parse_predict_request
+
+__all__ = ["RestApi", "RestServer"]
+
+logger = logging.getLogger(__name__)
+
+_VERSION = r"(?:/versions/(\d+)|/labels/([a-zA-Z0-9_]+))?"
+_PREDICT_PATH = re.compile(
+    rf"/v1/models/([^/:]+){_VERSION}:(classify|regress|predict)", re.IGNORECASE
+)
+_MODEL_PATH = re.compile(rf"/v1/models(?:/([^/:]+))?{_VERSION}(/metadata)?", re.IGNORECASE)
+_API_PATH = re.compile(r"/v1/.*", re.IGNORECASE)
+_INT64_MAX = 2**63 - 1
+
+
+def _version(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if int(text) > _INT64_MAX:
+        raise invalid_argument(f"Failed to convert version: {text} to numeric.")
+    return int(text)
+
+
+def _json_bytes(document: dict) -> bytes:
+    return json.dumps(document).encode("utf-8")
+
+
+class RestApi:
+    """Answers TF Serving REST requests for the model of `store`.
+
+    Args:
+        store: the versions being served.
+    """
+
+    def __init__(self, store: ModelStore):
+        self.store = store
+
+    def handle(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        """Returns the HTTP status and JSON body for one request."""
+        path = urlsplit(path).path
+        try:
+            if not _API_PATH.fullmatch(path):
+                raise not_found(f"Not found: {method} {path}")
+            if method == "POST" and (match := _PREDICT_PATH.fullmatch(path)):
+                name, version, label, verb = match.groups()
+                return 200, self._predict(name, _version(version), label, verb.lower(), body)
+            if method == "GET" and (match := _MODEL_PATH.fullmatch(path)):
+                name, version, label, metadata = match.groups()
+                if not name:
+                    raise invalid_argument("Missing model name in request.")
+                if metadata:
+                    return 200, self._metadata(name, _version(version), label)
+                return 200, self._status(name, _version(version), label)
+            raise invalid_argument(f"Malformed request: {method} {path}")
+        except ServingError as error:
+            return error.http_status, error_body(error.message)
+
+    def _predict(
+        self, name: str, version: int | None, label: str | None, verb: str, body: bytes
+    ) -> bytes:
+        if verb != "predict":
+            raise ServingError(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"kattr-serve answers :predict only; :{verb} needs TF Serving",
+            )
+        resolved: list[Servable] = []
+
+        def input_dtypes(signature_name: str):
+            # Resolved once, so a version swap mid-request cannot mix two versions.
+            resolved.append(self.store.servable(name, version, label))
+            return resolved[0].input_dtypes(signature_name)
+
+        request = parse_predict_request(body, input_dtypes)
+        outputs = resolved[0].predict(request.inputs, request.signature_name)
+        return _json_bytes(format_predict_response(outputs, request.format))
+
+    def _status(self, name: str, version: int | None, label: str | None) -> bytes:
+        statuses = self.store.statuses(name, version, label)
+        return _json_bytes(message_to_json(status_response(statuses)))
+
+    def _metadata(self, name: str, version: int | None, label: str | None) -> bytes:
+        servable = self.store.servable(name, version, label)
+        response = metadata_response(servable.name, servable.version, servable.signature_defs)
+        return _json_bytes(message_to_json(response))
+
+
+class _RequestHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds an idle keep-alive connection may hold a worker
+    server: RestServer
+
+    def _reply(self, status: int, body: bytes, close: bool = False) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None after replying with an error (too large, chunked)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self._reply(411, error_body("Send the body with a Content-Length header"), close=True)
+            return None
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self._reply(400, error_body("Content-Length is not a number"), close=True)
+            return None
+        if length > self.server.max_request_bytes:
+            message = (
+                f"Request body of {length} bytes exceeds the limit of "
+                f"{self.server.max_request_bytes} bytes (--max-request-bytes)"
+            )
+            self._reply(413, error_body(message), close=True)
+            return None
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _dispatch(self) -> None:
+        body = self._read_body()
+        if body is not None:
+            self._reply(*self.server.api.handle(self.command, self.path, body))
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+
+    def log_message(self, format: str, *args) -> None:
+        logger.debug("%s %s", self.address_string(), format % args)
+
+
+class RestServer(http.server.HTTPServer):
+    """An HTTP server for `RestApi` whose connections are handled by a bounded thread pool.
+
+    Args:
+        address: (host, port); port 0 picks a free port (see `server_port`).
+        api: what answers the requests.
+        workers: threads handling connections; further connections wait for a free one.
+        max_request_bytes: larger bodies are refused with 413 without being read.
+    """
+
+    def __init__(
+        self, address: tuple[str, int], api: RestApi, workers: int, max_request_bytes: int
+    ):
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _RequestHandler)
+        self.api = api
+        self.max_request_bytes = max_request_bytes
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="kattr-rest")
+
+    def process_request(self, request, client_address) -> None:
+        self._pool.submit(self._process, request, client_address)
+
+    def _process(self, request, client_address) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # the base class's policy: log it and drop the connection
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
