@@ -1,20 +1,26 @@
 """Training throughput (images/s) of the kattr model against a plain EfficientNetB0 classifier.
 
 All models run in ONE process on the same random in-memory batch (no input pipeline), at the
-same image size and batch size; warm-up steps (graph tracing) are excluded from the timing.
+same image size and batch size; warm-up steps (graph tracing) are excluded from the timing and
+the models are timed in interleaved rounds, so load from other processes hits all alike.
 
 - (a) plain: EfficientNetB0 (weights None) + one softmax head;
 - (b) kattr: the default `ModelConfig` with 49 attributes x 6 values;
-- (c) kattr-full-width: (b) with the paper's full-width attention (`attention_width: null`).
+- (c) kattr-paper-width: (b) with the paper's full-width block (`attention_width: null`, 1280-d
+  feed-forward).
+
+`--image-dir` also times the training tf.data pipeline alone (decode, resize, augment) on the
+JPEG files of a folder.
 
 Typical usage:
-    TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/train_throughput.py --steps 20
+    TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/train_throughput.py --steps 5 --rounds 4
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -22,6 +28,7 @@ import tensorflow as tf
 
 from kattr.config import (
     AttributeConfig,
+    AugmentationConfig,
     Config,
     DataConfig,
     ModelConfig,
@@ -31,6 +38,7 @@ from kattr.config import (
 from kattr.losses import build_losses
 from kattr.metrics import build_metrics
 from kattr.model import build_model
+from kattr.pipeline import make_dataset
 
 
 def benchmark_config(
@@ -83,57 +91,104 @@ def kattr_targets(config: Config, batch_size: int, rng: np.random.Generator) -> 
     return targets
 
 
-def images_per_second(model: keras.Model, images, targets, batch_size: int, steps: int,
-                      warmup: int) -> float:
-    """Times `steps` training steps of `model.fit` after `warmup` untimed ones."""
-    dataset = tf.data.Dataset.from_tensors((images, targets)).repeat()
-    model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0)
-    start = time.perf_counter()
+def time_steps(model: keras.Model, dataset: tf.data.Dataset, steps: int) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds taken by `steps` training steps of `model.fit`."""
+    wall, cpu = time.perf_counter(), time.process_time()
     model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-    return steps * batch_size / (time.perf_counter() - start)
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def measure_input_pipeline(paths: list[str], targets: dict, image_size: int, batch_size: int,
-                           batches: int) -> float:
-    """Images/s of the training tf.data pipeline alone (decode, resize, augment, batch).
+def interleaved_throughput(
+    runs: dict[str, tuple[keras.Model, tf.data.Dataset]],
+    batch_size: int, steps: int, warmup: int, rounds: int,
+) -> dict[str, tuple[float, float]]:
+    """Images per wall-clock second (best round) and per CPU second (median) of every model.
 
-    Placeholder: to be filled once `kattr.pipeline.make_dataset` exists.
+    Each round times `steps` steps of every model in turn, so load from other processes on a
+    shared machine hits all models alike; the best round is the least disturbed one. CPU time
+    of this process is much less sensitive to other processes than wall-clock time.
     """
-    raise NotImplementedError("the tf.data benchmark waits for kattr.pipeline.make_dataset")
+    for model, dataset in runs.values():
+        time_steps(model, dataset, warmup)
+    seconds = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, (model, dataset) in runs.items():
+            seconds[name].append(time_steps(model, dataset, steps))
+    images = steps * batch_size
+    return {
+        name: (images / min(wall for wall, _ in times),
+               images / float(np.median([cpu for _, cpu in times])))
+        for name, times in seconds.items()
+    }
+
+
+def measure_input_pipeline(
+    paths: list[str], image_size: int, batch_size: int, batches: int,
+    augmentation: AugmentationConfig | None = None,
+) -> float:
+    """Images/s of the training tf.data pipeline alone (read, decode, resize, augment, batch).
+
+    The first batch (start-up) is not timed; the files are repeated when there are too few.
+    """
+    targets = {"attribute": np.zeros((len(paths), 1), np.float32)}
+    dataset = make_dataset(
+        paths, targets, image_size, batch_size, training=True,
+        augmentation=augmentation or AugmentationConfig(),
+    ).repeat()
+    iterator = iter(dataset)
+    next(iterator)
+    start = time.perf_counter()
+    count = sum(int(next(iterator)[0].shape[0]) for _ in range(batches))
+    return count / (time.perf_counter() - start)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=20, help="timed training steps per model")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per model and round")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved timing rounds")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps (tracing)")
     parser.add_argument("--no-metrics", action="store_true", help="compile kattr without metrics")
     parser.add_argument("--attention-width", type=int, action="append", default=None,
                         help="extra kattr runs at these attention widths (repeatable)")
+    parser.add_argument("--image-dir", help="also time the tf.data pipeline on the *.jpg here")
+    parser.add_argument("--pipeline-batches", type=int, default=20)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     size, batch = args.image_size, args.batch_size
     images = rng.uniform(0, 255, (batch, size, size, 3)).astype(np.float32)
 
-    results = {}
-    plain = plain_model(size, classes=6)
+    runs = {}
     labels = rng.integers(0, 6, batch)
-    results["plain"] = images_per_second(plain, images, labels, batch, args.steps, args.warmup)
-    variants = {"kattr": {}, "kattr-full-width": {"attention_width": None}}
+    runs["plain"] = (plain_model(size, classes=6), _repeated(images, labels))
+    variants = {
+        "kattr": {},
+        "kattr-paper-width": {"attention_width": None, "feedforward_width": 1280},
+    }
     for width in args.attention_width or []:
         variants[f"kattr-width-{width}"] = {"attention_width": width}
     for name, settings in variants.items():
         config = benchmark_config(size, **settings)
         model = kattr_model(config, with_metrics=not args.no_metrics)
-        targets = kattr_targets(config, batch, rng)
-        results[name] = images_per_second(model, images, targets, batch, args.steps, args.warmup)
-        keras.backend.clear_session()
+        runs[name] = (model, _repeated(images, kattr_targets(config, batch, rng)))
+    results = interleaved_throughput(runs, batch, args.steps, args.warmup, args.rounds)
+    if args.image_dir:
+        paths = sorted(str(path) for path in Path(args.image_dir).glob("*.jpg"))
+        pipeline = measure_input_pipeline(paths, size, batch, args.pipeline_batches)
 
-    print(f"image size {size}, batch {batch}, {args.steps} timed steps, {args.warmup} warm-up")
-    for name, speed in results.items():
-        print(f"{name:>20}: {speed:7.1f} img/s  ratio to plain {speed / results['plain']:.2f}")
+    print(f"image size {size}, batch {batch}, {args.rounds} rounds of {args.steps} timed steps")
+    plain_wall, plain_cpu = results["plain"]
+    for name, (wall, cpu) in results.items():
+        print(
+            f"{name:>18}: {wall:6.1f} img/s (ratio {wall / plain_wall:.2f}), "
+            f"{cpu:6.1f} img/CPU-s (ratio {cpu / plain_cpu:.2f})"
+        )
+    if args.image_dir:
+        print(f"{'tf.data training pipeline':>18}: {pipeline:6.1f} img/s ({len(paths)} files)")
 
+def _repeated(images: np.ndarray, targets) -> tf.data.Dataset:
+    return tf.data.Dataset.from_tensors((images, targets)).repeat()
 
 if __name__ == "__main__":
     main()

@@ -5,7 +5,7 @@ rows is kept: `f1` (micro F1 of the attribute) or `average_accuracy` (eq. 2). Wi
 `per_value=True` each value's threshold is then tuned in turn (one coordinate-ascent pass,
 other values fixed), still maximising the attribute's objective, so exclusive attributes are
 scored after the same post-processing that serving applies. Ties go to the threshold closest to
-the default 0.5. Attributes without labelled rows keep the default.
+the default (0.5 unless given). Attributes without labelled rows keep the default.
 
 Example:
     >>> thresholds = calibrate_thresholds(val_targets, val_scores, config.taxonomy)
@@ -46,21 +46,22 @@ OBJECTIVES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 
 
-def _best(candidates: np.ndarray, evaluate: Callable[[float], float]) -> float:
+def _best(candidates: np.ndarray, evaluate: Callable[[float], float], default: float) -> float:
     # Ties go to the candidate nearest the default: stable and no surprise when flat.
-    order = np.argsort(np.abs(candidates - DEFAULT_THRESHOLD), kind="stable")
+    order = np.argsort(np.abs(candidates - default), kind="stable")
     results = [(evaluate(float(candidates[i])), round(float(candidates[i]), 6)) for i in order]
     best_score = max(score for score, _ in results)
     return next(candidate for score, candidate in results if score == best_score)
 
 
 def _calibrate_attribute(
-    target: np.ndarray, score: np.ndarray, exclusive: bool, objective, per_value: bool, grid
+    target: np.ndarray, score: np.ndarray, exclusive: bool, objective, per_value: bool, grid,
+    default: float,
 ) -> float | list[float]:
     def evaluate(thresholds) -> float:
         return objective(target, decide(score, np.asarray(thresholds, score.dtype), exclusive))
 
-    shared = _best(grid, evaluate)
+    shared = _best(grid, evaluate, default)
     if not per_value:
         return shared
     thresholds = np.full(target.shape[1], shared)
@@ -70,7 +71,7 @@ def _calibrate_attribute(
             trial[value] = candidate
             return evaluate(trial)
 
-        thresholds[value] = _best(grid, evaluate_value)
+        thresholds[value] = _best(grid, evaluate_value, default)
     return thresholds.tolist()
 
 
@@ -81,6 +82,7 @@ def calibrate_thresholds(
     objective: str = "f1",
     per_value: bool = False,
     grid: np.ndarray | None = None,
+    default: float = DEFAULT_THRESHOLD,
 ) -> dict[str, float | list[float]]:
     """Chooses the threshold of every attribute (and optionally value) on validation data.
 
@@ -91,6 +93,8 @@ def calibrate_thresholds(
         objective: `f1` (micro F1) or `average_accuracy` (eq. 2).
         per_value: also tune one threshold per value.
         grid: candidate thresholds; defaults to 0.05, 0.10, ..., 0.95.
+        default: threshold of attributes without labelled rows; ties go to the candidate
+            nearest to it.
 
     Returns:
         attribute -> a threshold, or a list of per-value thresholds with `per_value`; the
@@ -107,11 +111,12 @@ def calibrate_thresholds(
         keep = labelled_rows(target)
         if not keep.any():
             count = len(attribute.values)
-            result[attribute.name] = [DEFAULT_THRESHOLD] * count if per_value else DEFAULT_THRESHOLD
+            result[attribute.name] = [default] * count if per_value else default
             continue
         score = np.asarray(scores[attribute.name], dtype=np.float32)[keep]
         result[attribute.name] = _calibrate_attribute(
-            target[keep], score, attribute.exclusive, OBJECTIVES[objective], per_value, grid
+            target[keep], score, attribute.exclusive, OBJECTIVES[objective], per_value, grid,
+            default,
         )
     return result
 

@@ -32,7 +32,7 @@ from kattr.pipeline import SkipCounter, make_dataset
 from kattr.run_dir import RunDir, write_json
 from kattr.sampling import plan_sampling
 
-__all__ = ["TrainResult", "build_optimizer", "train"]
+__all__ = ["TrainResult", "build_optimizer", "learning_rate_schedule", "train"]
 
 MONITOR = "val_average_accuracy"
 
@@ -47,14 +47,21 @@ class TrainResult:
     report: dict
 
 
-def build_optimizer(config: OptimizerConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """Adam or AdamW with exponential decay every `decay_epochs` epochs (paper: 0.75 per epoch)."""
-    schedule = keras.optimizers.schedules.ExponentialDecay(
+def learning_rate_schedule(
+    config: OptimizerConfig, steps_per_epoch: int
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    """Exponential decay by `decay_rate` every `decay_epochs` epochs (paper: 0.75 per epoch)."""
+    return keras.optimizers.schedules.ExponentialDecay(
         config.learning_rate,
         decay_steps=max(1, round(config.decay_epochs * steps_per_epoch)),
         decay_rate=config.decay_rate,
         staircase=True,
     )
+
+
+def build_optimizer(config: OptimizerConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam or AdamW (`config.name`) on the `learning_rate_schedule`."""
+    schedule = learning_rate_schedule(config, steps_per_epoch)
     if config.name == "adamw":
         return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
     return keras.optimizers.Adam(schedule)

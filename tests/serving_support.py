@@ -223,6 +223,18 @@ class TFServingProcess:
             self.process.wait()
 
 
+def require_server(kind: str) -> str | None:
+    """Skips the test unless the server `kind` can run here; returns the TF Serving binary."""
+    if kind == KATTR_SERVE:
+        return None
+    binary = find_tf_serving()
+    if binary is None:
+        import pytest
+
+        pytest.skip(f"{TF_SERVING_BINARY} not found on PATH or in $TF_SERVING_BIN")
+    return binary
+
+
 @contextmanager
 def start_server(kind: str, base_path: Path, poll_seconds: float = 1.0) -> Iterator[RunningServer]:
     """Runs `kattr-serve` (in this process) or `tensorflow_model_server` on free loopback ports.
@@ -237,11 +249,7 @@ def start_server(kind: str, base_path: Path, poll_seconds: float = 1.0) -> Itera
                 KATTR_SERVE, handle.model_name, handle.rest_url, handle.grpc_target, base_path
             )
         return
-    import pytest
-
-    binary = find_tf_serving()
-    if binary is None:
-        pytest.skip(f"{TF_SERVING_BINARY} not found on PATH or in $TF_SERVING_BIN")
+    binary = require_server(kind)
     process = TFServingProcess(binary, base_path, poll_seconds=max(1, round(poll_seconds)))
     try:
         yield process.wait_until_available()

@@ -11,7 +11,12 @@ from serving_support import expected_scores, image_bytes, publish_version
 
 from kattr.server.errors import ServingError
 from kattr.server.model_store import ModelStore
-from kattr.server.protos import VersionStatus, predict_request
+from kattr.server.protos import (
+    VersionStatus,
+    message_to_json,
+    predict_request,
+    status_response,
+)
 
 RED = (255, 0, 0)
 
@@ -95,6 +100,9 @@ def test_failed_warmup_keeps_the_old_version_serving(versions_dir, tmp_path):
     assert "Unknown image file format" in failed.error_message
     assert store.current_version == 1
     np.testing.assert_allclose(predict_embedding(store), [1.0, 0.0, 0.0], atol=1e-5)
+    reported = message_to_json(status_response(store.statuses("shirts")))["model_version_status"]
+    assert [(entry["version"], entry["state"], entry["status"]["error_code"])
+            for entry in reported] == [("3", "END", "INVALID_ARGUMENT"), ("1", "AVAILABLE", "OK")]
 
 
 def test_without_warmup_the_same_version_loads(versions_dir, tmp_path):
@@ -166,7 +174,10 @@ def test_lookups_fail_as_tf_serving_does(store, call, code, message):
 CHECKED_REQUESTS = [
     # inputs, signature, output filter, code, message
     ({"image": [b"x"]}, "", (), "INVALID_ARGUMENT",
-     "Sent extra: {image}. Missing but required: {image_bytes}"),
+     "Signature input alias: image_bytes(feed name: serving_default_image_bytes:0) not found"),
+    ({"image_bytes": [b"x"], "id": [1]}, "", (), "INVALID_ARGUMENT",
+     "input size does not match signature: 2!=1 len({id,image_bytes}) != len({image_bytes}). "
+     "Sent extra: {id}. Missing but required: {}."),
     ({"image_bytes": np.array([1.0], np.float32)}, "", (), "INVALID_ARGUMENT",
      "to be string but float32"),
     ({"image_bytes": np.array([[b"x"]], dtype=object)}, "", (), "INVALID_ARGUMENT",

@@ -18,10 +18,12 @@ from serving_support import (
     expected_scores,
     image_bytes,
     publish_version,
+    require_server,
     start_server,
 )
 
 from kattr.server import ServerOptions, serve
+from kattr.server.rest import RestApi
 
 COLOURS = [(255, 0, 0), (0, 200, 0), (20, 40, 60), (250, 240, 200)]
 SERVER_KINDS = (KATTR_SERVE, "tensorflow_model_server")
@@ -51,18 +53,35 @@ def assert_matches_colour(prediction: dict, colour) -> None:
         np.testing.assert_allclose(prediction[f"{attribute}_scores"], scores, atol=1e-4)
         labels = [label for label in prediction[f"{attribute}_labels"] if label]
         assert labels == expected_labels(colour)[attribute]
-    np.testing.assert_allclose(prediction["embedding"], expected_scores(colour)["colour"], atol=1e-4)
+    colour_scores = expected_scores(colour)["colour"]
+    np.testing.assert_allclose(prediction["embedding"], colour_scores, atol=1e-4)
 
 
 def test_status_of_the_model_and_of_a_version(model_server):
-    expected = {
-        "model_version_status": [
-            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-        ]
-    }
+    ok = {"error_code": "OK", "error_message": ""}
+    expected = {"model_version_status": [{"version": "1", "state": "AVAILABLE", "status": ok}]}
     url = f"{model_server.rest_url}/v1/models/{model_server.model_name}"
     assert http("GET", url) == (200, expected, "application/json")
     assert http("GET", url + "/versions/1")[:2] == (200, expected)
+
+
+def test_paths_are_case_insensitive_as_in_tf_serving(model_server):
+    status, document, _ = http("GET", f"{model_server.rest_url}/V1/Models/standin/Versions/1")
+    assert status == 200
+    assert document["model_version_status"][0]["state"] == "AVAILABLE"
+
+
+def test_unexpected_failures_answer_500_and_other_paths_404():
+    class BrokenStore:
+        def servable(self, *arguments):
+            raise RuntimeError("boom")
+
+    api = RestApi(BrokenStore())
+    status, body = api.handle("POST", "/v1/models/standin:predict", b'{"instances": ["a"]}')
+    assert (status, json.loads(body)) == (500, {"error": "Internal error: boom"})
+    status, body = api.handle("GET", "/healthz", b"")
+    assert status == 404
+    assert json.loads(body)["error"] == "Not found: GET /healthz"
 
 
 def test_metadata_lists_the_signatures(model_server):
@@ -70,6 +89,7 @@ def test_metadata_lists_the_signatures(model_server):
     status, document, _ = http("GET", url)
     assert status == 200
     assert document["model_spec"] == {"name": "standin", "signature_name": "", "version": "1"}
+    assert list(document["metadata"]["signature_def"]) == ["signature_def"]
     signatures = document["metadata"]["signature_def"]["signature_def"]
     default = signatures["serving_default"]
     assert default["method_name"] == "tensorflow/serving/predict"
@@ -77,7 +97,9 @@ def test_metadata_lists_the_signatures(model_server):
     assert set(default["outputs"]) == {
         "colour_scores", "colour_labels", "occasion_scores", "occasion_labels", "embedding"
     }
-    assert default["outputs"]["colour_scores"]["tensor_shape"]["dim"][1]["size"] == "3"
+    shape = default["outputs"]["colour_scores"]["tensor_shape"]
+    assert [dim["size"] for dim in shape["dim"]] == ["-1", "3"]
+    assert shape["unknown_rank"] is False
     assert signatures["predict_images"]["inputs"]["images"]["dtype"] == "DT_FLOAT"
 
 
@@ -137,7 +159,7 @@ ERROR_CASES = [
     ("unknown model", lambda s: post(s, "nope:predict", json.dumps({"instances": [RED]}).encode()),
      404, "Servable not found for request: Latest(nope)"),
     ("unknown version", lambda s: post(s, "standin/versions/9:predict", json.dumps(
-        {"instances": [RED]}).encode()), 404, "Servable not found for request: Specific(standin, 9)"),
+        {"instances": [RED]}).encode()), 404, "not found for request: Specific(standin, 9)"),
     ("unknown label", lambda s: post(s, "standin/labels/stable:predict", json.dumps(
         {"instances": [RED]}).encode()), 400, "Unrecognized servable version label: stable"),
     ("status of unknown model", lambda s: get(s, "nope"), 404,
@@ -191,6 +213,7 @@ def test_oversized_body_is_refused_without_stopping_the_server(serving_base_path
 
 @pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_hot_swap_serves_the_new_version_without_a_failed_request(kind, tmp_path):
+    require_server(kind)
     base_path = tmp_path / "standin"
     publish_version(base_path, 1, embedding_scale=1.0)
     with start_server(kind, base_path, poll_seconds=0.1) as server:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from kattr.curation.errors import CurationError
 from kattr.curation.label_values import cell_values
+from kattr.labels import is_blank
 
 __all__ = ["CONFLICT_POLICIES", "DuplicateGroup", "Resolution", "resolve_duplicates"]
 
@@ -132,7 +133,7 @@ def resolve_duplicates(
         else:
             for column, label in updates.items():
                 current = frame.iat[kept, positions[column]]
-                filled += label is not None and current is None and column not in group.conflicts
+                filled += label is not None and is_blank(current) and column not in group.conflicts
                 frame.iat[kept, positions[column]] = label
             for row in rows:
                 if row != kept:

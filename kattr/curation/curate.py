@@ -196,8 +196,9 @@ def curate(
         frame = read_manifest(config.manifest_path)
         cleaned = clean_labels(frame, taxonomy, config.data.on_unknown)
         removed: dict[int, tuple[str, str]] = {}
+        dropped = set(cleaned.dropped_rows)
         for row, column, value in cleaned.unknown:
-            if row in cleaned.dropped_rows and row not in removed:
+            if row in dropped and row not in removed:
                 removed[row] = ("unknown_value", f"column {column!r}: {value!r} not in taxonomy")
         rows = [row for row in range(len(frame)) if row not in removed]
         records, timing = _inspect(config, frame, rows, progress)
@@ -240,12 +241,10 @@ def curate(
             staging / "duplicates.csv",
         )
         save_config(_curated_config(config, output_dir), staging / "config.yaml")
+        label_states = write_before_after_stats(frame, curated, taxonomy, staging / "stats")
         summary = build_summary(
             config, frame, cleaned, records, resolution, pruned, removed,
-            share_differences(indicators, assignment), timing,
-        )
-        summary["label_states"] = write_before_after_stats(
-            frame, curated, taxonomy, staging / "stats"
+            share_differences(indicators, assignment), timing, label_states,
         )
         write_reports(summary, staging)
         finish_output(staging, output_dir)

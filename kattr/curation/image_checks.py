@@ -1,8 +1,9 @@
 """Checks one image file and computes its content and perceptual hashes.
 
 An image is invalid when its file is missing or empty, cannot be decoded completely
-(unreadable or truncated), is in a format the training decoder does not read, has a shorter
-side below `min_side`, or has a long/short side ratio above `max_aspect_ratio`.
+(unreadable; or truncated: the decoder ran out of data or a JPEG/PNG lacks its end marker),
+is in a format the training decoder does not read, has a shorter side below `min_side`, or
+has a long/short side ratio above `max_aspect_ratio`.
 
 Example:
     >>> record = inspect_image("images/1163.jpg", min_side=32, max_aspect_ratio=4.0)
@@ -41,11 +42,16 @@ INVALID_REASONS = (
     "extreme_aspect_ratio",
 )
 
+# Last bytes of complete files (JPEG end-of-image; PNG IEND chunk with its CRC); trailing
+# padding after them is tolerated.
+_END_MARKERS = {"JPEG": b"\xff\xd9", "MPO": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"}
+_TAIL_BYTES = 64
+
 # Side of the RGB thumbnail kept to verify near duplicates (768 bytes per image).
 THUMBNAIL_SIDE = 16
 
 
-@dataclass
+@dataclass(slots=True)
 class ImageRecord:
     """What curation needs to know about one image file.
 
@@ -74,12 +80,24 @@ def _perceptual_hash(image: Image.Image) -> int:
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
+def _missing_end_marker(path: str, image_format: str | None) -> bool:
+    """True when a JPEG or PNG file lacks its end marker: the file was cut short."""
+    marker = _END_MARKERS.get(image_format)
+    if marker is None:
+        return False
+    with open(path, "rb") as file:
+        file.seek(max(os.path.getsize(path) - _TAIL_BYTES, 0))
+        tail = file.read()
+    return not tail.rstrip(b"\0\r\n ").endswith(marker)
+
+
 def _decode(path: str) -> tuple[Image.Image | None, ImageRecord | None]:
     """Opens and fully decodes an image; returns the image or the invalid record."""
     try:
         image = Image.open(path)
     except Exception as error:  # any failure to identify the file means unreadable
-        return None, ImageRecord("unreadable", f"cannot identify image: {error}")
+        reason = "truncated" if "truncated" in str(error).lower() else "unreadable"
+        return None, ImageRecord(reason, f"cannot identify image: {error}")
     try:
         image.load()
     except OSError as error:
@@ -87,6 +105,9 @@ def _decode(path: str) -> tuple[Image.Image | None, ImageRecord | None]:
         return None, ImageRecord(reason, f"{image.format} decode failed: {error}")
     except Exception as error:  # corrupt data raises assorted decoder errors
         return None, ImageRecord("unreadable", f"{image.format} decode failed: {error}")
+    if _missing_end_marker(path, image.format):
+        image.close()
+        return None, ImageRecord("truncated", f"{image.format} file has no end-of-image marker")
     return image, None
 
 

@@ -56,8 +56,12 @@ def write_before_after_stats(
 
 
 def _table(headers: list[str], rows: list[list]) -> list[str]:
+    if not rows:
+        return ["(none)", ""]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    # Multi-valued labels hold the separator "|", which would end a Markdown cell.
+    lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |"
+              for row in rows]
     return lines + [""]
 
 
@@ -98,8 +102,10 @@ def render_markdown(summary: dict) -> str:
     lines += [
         "## Duplicates", "",
         f"{duplicates['groups']:,} group(s) ({duplicates['exact_groups']:,} exact, "
-        f"{duplicates['near_groups']:,} with near duplicates at perceptual-hash distance <= "
-        f"{duplicates['max_distance']}), {duplicates['rows_in_groups']:,} rows, largest group "
+        f"{duplicates['near_groups']:,} with near duplicates: perceptual-hash distance <= "
+        f"{duplicates['max_distance']} and thumbnails within "
+        f"{duplicates['max_pixel_difference']:g} grey levels once brightness and contrast are "
+        f"matched), {duplicates['rows_in_groups']:,} rows, largest group "
         f"{duplicates['largest_group']} rows. One image kept per group; "
         f"{duplicates['removed']:,} row(s) removed as duplicates. Groups are in `duplicates.csv`.",
         "",
@@ -110,6 +116,13 @@ def render_markdown(summary: dict) -> str:
     ]
     lines += _table(["column", "groups in conflict"],
                     [[c, n] for c, n in duplicates["conflicts_by_column"].items()])
+    examples = duplicates["conflict_examples"]
+    lines += _table(
+        ["group", "images", "labels given"],
+        [[e["group"], ", ".join(e["images"]),
+          "; ".join(f"{c}: {' / '.join(v)}" for c, v in e["labels"].items())] for e in examples],
+    )
+    lines += _listed(examples, duplicates["conflict_groups"])
 
     merges = summary["merges"]
     lines += ["## Taxonomy merges", "", f"{merges['cells']:,} cell value(s) merged.", ""]
@@ -130,8 +143,10 @@ def render_markdown(summary: dict) -> str:
     lines += [
         "## Splits", "",
         f"Iterative stratification on the category and every attribute value (seed "
-        f"{splits['seed']}), column `{splits['column']}`. Share difference: per value, "
-        "|share in the split - share in the whole| among rows labelled for its attribute.", "",
+        f"{splits['seed']}), column `{splits['column']}`"
+        + (" (the manifest's own split column was replaced)" if splits["replaced_column"] else "")
+        + ". Share difference: per value, |share in the split - share in the whole| among rows "
+        "labelled for its attribute.", "",
     ]
     lines += _table(
         ["split", "rows", "max share difference", "mean share difference", "worst value"],

@@ -2,7 +2,7 @@
 
 Example:
     >>> summary = build_summary(config, frame, cleaned, records, resolution, pruned, removed,
-    ...                         splits, timing)
+    ...                         splits, timing, label_states)
     >>> summary["rows"]["input"] == summary["rows"]["kept"] + summary["rows"]["removed"]
     True
 """
@@ -16,6 +16,7 @@ import pandas as pd
 
 from kattr.config import Config
 from kattr.curation.conflicts import Resolution
+from kattr.curation.duplicates import MAX_PIXEL_DIFFERENCE
 from kattr.curation.image_checks import ImageRecord
 from kattr.curation.label_values import CleanedLabels
 from kattr.curation.rare_values import PrunedValues
@@ -34,6 +35,15 @@ def _invalid_examples(
              "detail": removed[row][1]} for row in rows]
 
 
+def _conflict_examples(resolution: Resolution, frame: pd.DataFrame, image_column: str) -> list:
+    images = frame[image_column]
+    return [
+        {"group": g.group, "images": [str(images.iat[row]) for row in g.rows],
+         "labels": g.conflicts}
+        for g in resolution.groups if g.conflicts
+    ][:_EXAMPLES_IN_REPORT]
+
+
 def build_summary(
     config: Config,
     frame: pd.DataFrame,
@@ -44,8 +54,22 @@ def build_summary(
     removed: dict[int, tuple[str, str]],
     splits: dict,
     timing: dict,
+    label_states: list[dict],
 ) -> dict:
-    """Every number of the run as JSON-ready data (the content of `report.json`)."""
+    """Every number of the run as JSON-ready data (the content of `report.json`).
+
+    Args:
+        config: the run's config.
+        frame: the input manifest.
+        cleaned: label canonicalisation (`clean_labels`).
+        records: image record per checked row.
+        resolution: duplicate groups and their resolution.
+        pruned: rare values found.
+        removed: row -> (reason, detail) of every removed row.
+        splits: output of `share_differences`.
+        timing: hashing throughput numbers.
+        label_states: before/after label states (`write_before_after_stats`).
+    """
     invalid_reasons = {r.reason for r in records.values() if r.reason is not None}
     by_reason = Counter(reason for reason, _ in removed.values())
     groups = resolution.groups
@@ -79,6 +103,7 @@ def build_summary(
             "exact_groups": exact,
             "near_groups": len(groups) - exact,
             "max_distance": curation.near_duplicate_distance,
+            "max_pixel_difference": MAX_PIXEL_DIFFERENCE,
             "rows_in_groups": sum(len(g.rows) for g in groups),
             "largest_group": max((len(g.rows) for g in groups), default=0),
             "removed": by_reason["duplicate"],
@@ -87,6 +112,9 @@ def build_summary(
             "conflicts_by_column": dict(conflicts.most_common()),
             "dropped_for_conflicts": by_reason["conflicting_duplicates"],
             "filled_cells": resolution.filled_cells,
+            "conflict_examples": _conflict_examples(
+                resolution, frame, config.data.image_column
+            ),
         },
         "merges": {
             "cells": sum(m.cells for m in cleaned.merges),
@@ -100,10 +128,12 @@ def build_summary(
         },
         "splits": {
             "column": config.data.splits.column,
+            "replaced_column": config.data.splits.column in frame.columns,
             "seed": config.data.splits.seed,
             "val_fraction": config.data.splits.val_fraction,
             "test_fraction": config.data.splits.test_fraction,
             "sizes": splits,
         },
         "hashing": timing,
+        "label_states": label_states,
     }

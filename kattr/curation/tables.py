@@ -32,7 +32,10 @@ def duplicates_table(
     split_of_row: dict[int, str],
     image_column: str,
 ) -> pd.DataFrame:
-    """`duplicates.csv`: one line per group member with its action, distances and split."""
+    """`duplicates.csv`: one line per group member with its action, distances and split.
+
+    Distances are to the kept image, or to the first member for a group dropped for conflicts.
+    """
     table = []
     for group in resolution.groups:
         reference = group.kept_row if group.kept_row is not None else group.rows[0]

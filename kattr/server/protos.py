@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_SIGNATURE",
     "VersionStatus",
     "message_to_json",
+    "metadata_json",
     "metadata_response",
     "predict_request",
     "status_response",
@@ -97,6 +98,20 @@ def metadata_response(
         signature_map.signature_def[name].CopyFrom(signature)
     response.metadata["signature_def"].Pack(signature_map)
     return response
+
+
+def metadata_json(
+    model_name: str, version: int, signature_defs: Mapping[str, meta_graph_pb2.SignatureDef]
+) -> dict:
+    """The REST metadata body: as `metadata_response`, with the signature map printed in place
+    (TF Serving writes it without the `@type` of the packed `Any`)."""
+    response = metadata_response(model_name, version, signature_defs)
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signature_map)
+    return {
+        "model_spec": message_to_json(response.model_spec),
+        "metadata": {"signature_def": message_to_json(signature_map)},
+    }
 
 
 def message_to_json(message: Message) -> dict:

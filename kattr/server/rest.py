@@ -25,7 +25,7 @@ import grpc
 
 from kattr.server.errors import ServingError, invalid_argument, not_found
 from kattr.server.model_store import ModelStore
-from kattr.server.protos import message_to_json, metadata_response, status_response
+from kattr.server.protos import message_to_json, metadata_json, status_response
 from kattr.server.servable import Servable
 from kattr.server.tensor_json import error_body, format_predict_response, parse_predict_request
 
@@ -83,6 +83,9 @@ class RestApi:
             raise invalid_argument(f"Malformed request: {method} {path}")
         except ServingError as error:
             return error.http_status, error_body(error.message)
+        except Exception as error:  # a bug must answer 500 like TF Serving, not drop the socket
+            logger.exception("internal error answering %s %s", method, path)
+            return 500, error_body(f"Internal error: {error}")
 
     def _predict(
         self, name: str, version: int | None, label: str | None, verb: str, body: bytes
@@ -109,13 +112,14 @@ class RestApi:
 
     def _metadata(self, name: str, version: int | None, label: str | None) -> bytes:
         servable = self.store.servable(name, version, label)
-        response = metadata_response(servable.name, servable.version, servable.signature_defs)
-        return _json_bytes(message_to_json(response))
+        return _json_bytes(
+            metadata_json(servable.name, servable.version, servable.signature_defs)
+        )
 
 
 class _RequestHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    timeout = 30  # seconds an idle keep-alive connection may hold a worker
+    timeout = 5  # seconds an idle keep-alive connection may hold a worker
     server: RestServer
 
     def _reply(self, status: int, body: bytes, close: bool = False) -> None:

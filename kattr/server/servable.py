@@ -37,6 +37,14 @@ def read_signature_defs(export_dir: str | os.PathLike) -> dict[str, meta_graph_p
     raise ValueError(f"{path}: no meta graph tagged {_SERVE_TAG!r}")
 
 
+def _as_array(value) -> np.ndarray:
+    """An array of `value`; bytes stay objects (a fixed-width bytes array drops trailing NULs)."""
+    if isinstance(value, np.ndarray):
+        return value
+    array = np.asarray(value)
+    return np.asarray(value, dtype=object) if array.dtype.kind in "SU" else array
+
+
 def _dtype_of(array: np.ndarray) -> tf.DType:
     if array.dtype == object or array.dtype.kind in "SU":
         return tf.string
@@ -60,6 +68,25 @@ def _check_shape(name: str, array: np.ndarray, info: meta_graph_pb2.TensorInfo) 
         )
 
 
+def _check_input_names(sent: set[str], signature: meta_graph_pb2.SignatureDef) -> None:
+    """TF Serving's checks and messages (predict_util.cc, saved_model/util.cc)."""
+    required = set(signature.inputs)
+    if len(sent) != len(required):
+        raise invalid_argument(
+            f"input size does not match signature: {len(sent)}!={len(required)} "
+            f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(required))}}}). "
+            f"Sent extra: {{{','.join(sorted(sent - required))}}}. "
+            f"Missing but required: {{{','.join(sorted(required - sent))}}}."
+        )
+    for alias, info in signature.inputs.items():
+        if alias not in sent:
+            raise invalid_argument(
+                f"Signature input alias: {alias}(feed name: {info.name}) not found in request "
+                f"and no default value provided. Inputs expected to be in the request "
+                f"{{{','.join(sorted(sent))}}}, or default input alias set: "
+            )
+
+
 class Servable:
     """A loaded model version: signatures ready to run, with TF Serving's request checks.
 
@@ -69,6 +96,7 @@ class Servable:
         path: the SavedModel directory.
         functions: signature name -> concrete function, from `tf.saved_model.load`.
         signature_defs: signature name -> `SignatureDef` proto, from `saved_model.pb`.
+        owner: the loaded SavedModel object; kept so the variables the functions capture live.
     """
 
     def __init__(
@@ -78,21 +106,21 @@ class Servable:
         path: Path,
         functions: Mapping[str, tf.types.experimental.ConcreteFunction],
         signature_defs: Mapping[str, meta_graph_pb2.SignatureDef],
+        owner: object = None,
     ):
         self.name = name
         self.version = version
         self.path = path
         self.functions = dict(functions)
         self.signature_defs = dict(signature_defs)
+        self._owner = owner
 
     @classmethod
     def load(cls, name: str, version: int, path: str | os.PathLike) -> Servable:
         """Loads the SavedModel at `path` (tag `serve`)."""
         path = Path(path)
         loaded = tf.saved_model.load(str(path), tags=[_SERVE_TAG])
-        servable = cls(name, version, path, loaded.signatures, read_signature_defs(path))
-        servable._loaded = loaded  # keeps the variables the functions capture alive
-        return servable
+        return cls(name, version, path, loaded.signatures, read_signature_defs(path), loaded)
 
     def input_dtypes(self, signature_name: str = "") -> dict[str, tf.DType]:
         """Input name -> dtype of a signature ("" is `serving_default`), for the REST decoder."""
@@ -123,17 +151,10 @@ class Servable:
             raise ServingError(
                 grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{key}" not found.'
             )
-        sent, required = set(inputs), set(signature.inputs)
-        if sent != required:
-            raise invalid_argument(
-                f"input size does not match signature: {len(sent)}!={len(required)} "
-                f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(required))}}}). "
-                f"Sent extra: {{{','.join(sorted(sent - required))}}}. "
-                f"Missing but required: {{{','.join(sorted(required - sent))}}}."
-            )
+        _check_input_names(set(inputs), signature)
         tensors = {}
         for name, info in signature.inputs.items():
-            array = np.asarray(inputs[name])
+            array = _as_array(inputs[name])
             expected = tf.as_dtype(info.dtype)
             if _dtype_of(array) != expected:
                 raise invalid_argument(

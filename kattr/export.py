@@ -1,0 +1,353 @@
+"""Export a trained model as a versioned TF Serving SavedModel: bytes in, scores and labels out.
+
+    BASE_PATH/NAME/VERSION/
+      saved_model.pb, variables/     signatures `serving_default` and `predict_images`
+      assets.extra/kattr.json        taxonomy, thresholds, image size and the run's config
+      assets.extra/tf_serving_warmup_requests
+
+`serving_default` takes `image_bytes` (tf.string [batch], JPEG/PNG/BMP/GIF) and decodes and
+resizes them in the graph with `kattr.images.decode_and_resize`, the function training uses;
+`predict_images` takes float32 pixels [batch, height, width, 3] in [0, 255] (resized in the
+graph unless already the model's size). Both return, per attribute, `<attr>_scores` (float32
+[batch, values]) and `<attr>_labels` (the value name where `kattr.postprocess.decide` selects
+it, "" elsewhere), and `embedding` (float32 [batch, width], L2-normalised).
+
+The graph holds core TensorFlow ops only, without XLA, so the real `tensorflow_model_server`
+runs it. A version is written to a hidden folder beside it and renamed into place, so a
+watching server never sees it half-written; an existing version is never replaced.
+
+Example:
+    >>> export_run("runs/shirts", "exports")  # the next free version
+    PosixPath('exports/kattr/1')
+    >>> export_run("runs/shirts", "exports", name="shirts", version=7)
+    PosixPath('exports/shirts/7')
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import kattr
+from kattr.client.model_files import METADATA_PATH
+from kattr.config import Config, config_to_dict
+from kattr.images import decode_and_resize, resize_to_square
+from kattr.model import EMBEDDING_LAYER
+from kattr.postprocess import decide, thresholds_for
+from kattr.server.protos import DEFAULT_SIGNATURE, predict_request
+from kattr.server.warmup import WARMUP_PATH, write_warmup_requests
+
+__all__ = [
+    "EMBEDDING_OUTPUT",
+    "IMAGES_SIGNATURE",
+    "IMAGE_BYTES_INPUT",
+    "IMAGES_INPUT",
+    "ExportError",
+    "ServingModule",
+    "export_model",
+    "export_run",
+]
+
+IMAGE_BYTES_INPUT = "image_bytes"
+IMAGES_INPUT = "images"
+IMAGES_SIGNATURE = "predict_images"
+EMBEDDING_OUTPUT = "embedding"
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_VERSION_PATTERN = re.compile(r"[0-9]+")
+_INT64_MAX = 2**63 - 1
+# Warmup images: solid colours, square and not, JPEG and PNG (both decoders get traced).
+_WARMUP_COLOURS = ((255, 255, 255), (200, 30, 40), (20, 60, 180))
+
+
+class ExportError(ValueError):
+    """An export that cannot be written: bad name or version, an existing version, a model
+    that does not match the config. The message names the path or key."""
+
+
+class ServingModule(tf.Module):
+    """The serving graph around a Keras model: in-graph decoding, scores, labels, embedding.
+
+    `serving_functions` holds both traced as the export's signatures (`serving_default`,
+    `predict_images`); `serve_bytes` and `serve_images` also run eagerly.
+
+    Args:
+        model: a model from `kattr.model.build_model` (or with its interface): input float32
+            [batch, size, size, 3] in [0, 255], dict outputs {attribute: sigmoid scores}, and a
+            layer named `embedding`.
+        config: the experiment config; uses `data.image_size`, `train.threshold` and `taxonomy`.
+        thresholds: attribute -> a threshold or one per value (attributes left out get
+            `config.train.threshold`), as `kattr.postprocess.thresholds_for` takes them.
+
+    Example:
+        >>> module = ServingModule(model, config, {"colour": 0.4})
+        >>> module.serve_bytes(tf.constant([jpeg_bytes]))["colour_labels"].numpy()
+        array([[b'', b'red', b'']], dtype=object)
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        config: Config,
+        thresholds: Mapping[str, float | Sequence[float]] | None = None,
+    ):
+        super().__init__(name="kattr_serving")
+        _check_model(model, config)
+        self.image_size = config.data.image_size
+        per_value = thresholds_for(config.taxonomy, thresholds, default=config.train.threshold)
+        # Plain tuples: baked into the graph as constants when the signatures are traced.
+        self._decision_rules = tuple(
+            (a.name, tuple(a.values), tuple(per_value[a.name].tolist()), a.exclusive)
+            for a in config.taxonomy.attributes
+        )
+        # One forward pass gives the scores and the pooled feature.
+        forward = keras.Model(
+            model.inputs,
+            {**model.output, EMBEDDING_OUTPUT: model.get_layer(EMBEDDING_LAYER).output},
+            name=f"{model.name}_serving",
+        )
+        self.embedding_size = int(forward.output[EMBEDDING_OUTPUT].shape[-1])
+        # A plain callable, not the tracked Keras model: saving a tracked Keras model walks and
+        # retraces every layer (about 10x slower).
+        self._forward = functools.partial(forward, training=False)
+        # Traced once and called by both signatures, so the model's graph is stored once.
+        self._model_outputs = _trace(
+            self._outputs, tf.TensorSpec([None, self.image_size, self.image_size, 3], tf.float32)
+        )
+        self.serving_functions = {
+            DEFAULT_SIGNATURE: _trace(self.serve_bytes, tf.TensorSpec([None], tf.string)),
+            IMAGES_SIGNATURE: _trace(
+                self.serve_images, tf.TensorSpec([None, None, None, 3], tf.float32)
+            ),
+        }
+        # The tf.Variables the graphs read, not Keras's wrappers of them: session loaders
+        # (TF Serving, saved_model_cli) restore only the variables the object graph holds.
+        captured = {}
+        for function in self.serving_functions.values():
+            captured.update({id(variable): variable for variable in function.variables})
+        self.captured_variables = list(captured.values())
+
+    def serve_bytes(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Outputs for encoded images (tf.string [batch]); decoded as in training."""
+        size = self.image_size
+        images = tf.map_fn(
+            lambda encoded: decode_and_resize(encoded, size),
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+        )
+        return self._model_outputs(images)
+
+    def serve_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Outputs for float32 pixels [batch, height, width, 3] in [0, 255]; resized as in
+        training unless already the model's size."""
+        size = self.image_size
+
+        def resize_each():
+            return tf.map_fn(
+                lambda image: resize_to_square(image, size),
+                images,
+                fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+            )
+
+        model_sized = tf.reduce_all(tf.equal(tf.shape(images)[1:3], size))
+        images = tf.cond(model_sized, lambda: images, resize_each)
+        return self._model_outputs(tf.ensure_shape(images, [None, size, size, 3]))
+
+    def _outputs(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        predictions = self._forward(images)
+        embedding = tf.cast(predictions[EMBEDDING_OUTPUT], tf.float32)
+        outputs = {EMBEDDING_OUTPUT: tf.math.l2_normalize(embedding, axis=-1)}
+        for name, values, thresholds, exclusive in self._decision_rules:
+            scores = tf.cast(predictions[name], tf.float32)
+            decisions = decide(scores, tf.constant(thresholds, tf.float32), exclusive)
+            outputs[f"{name}_scores"] = scores
+            outputs[f"{name}_labels"] = tf.where(decisions, tf.constant(values)[tf.newaxis], "")
+        return outputs
+
+
+def _trace(method, spec: tf.TensorSpec) -> tf.types.experimental.ConcreteFunction:
+    """A concrete function of `method` for one input, without XLA (TF Serving runs none)."""
+    return tf.function(method, input_signature=[spec], jit_compile=False).get_concrete_function()
+
+
+def _check_model(model: keras.Model, config: Config) -> None:
+    """Raises `ExportError` unless the model's outputs match the taxonomy."""
+    outputs = model.output if isinstance(model.output, dict) else {}
+    expected = {a.name: len(a.values) for a in config.taxonomy.attributes}
+    received = {name: tensor.shape[-1] for name, tensor in outputs.items()}
+    if received != expected:
+        raise ExportError(
+            f"model {model.name!r}: expected dict outputs {{attribute: [batch, values]}} sized "
+            f"as the taxonomy, {expected}. Received: {received or type(model.output).__name__}"
+        )
+    layer_names = {layer.name for layer in model.layers}
+    if EMBEDDING_LAYER not in layer_names:
+        raise ExportError(f"model {model.name!r}: no layer named {EMBEDDING_LAYER!r}")
+    if tuple(model.input_shape[1:]) != (config.data.image_size, config.data.image_size, 3):
+        raise ExportError(
+            f"model {model.name!r}: expected input [batch, {config.data.image_size}, "
+            f"{config.data.image_size}, 3] (data.image_size). Received: {model.input_shape}"
+        )
+
+
+def _existing_versions(model_dir: Path) -> list[int]:
+    if not model_dir.is_dir():
+        return []
+    return sorted(
+        int(child.name)
+        for child in model_dir.iterdir()
+        if _VERSION_PATTERN.fullmatch(child.name) and child.is_dir()
+    )
+
+
+def _check_name(name: str) -> None:
+    if not _NAME_PATTERN.fullmatch(name):
+        raise ExportError(
+            f"name: expected a model name of letters, digits, '_', '.' or '-' (one folder "
+            f"name, the model name in every TF Serving URL). Received: {name!r}"
+        )
+
+
+def _version_dir(base_path: str | os.PathLike, name: str, version: int | None) -> Path:
+    """`base_path/name/version`, checked: a valid name, a new positive integer version."""
+    _check_name(name)
+    model_dir = Path(base_path) / name
+    next_free = max(_existing_versions(model_dir), default=0) + 1
+    if version is None:
+        version = next_free
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= _INT64_MAX:
+        raise ExportError(f"version: expected a positive integer. Received: {version!r}")
+    target = model_dir / str(version)
+    if target.exists():
+        raise ExportError(
+            f"{target}: version {version} exists and versions are never overwritten; pick "
+            f"another version, or none for the next free one ({next_free})"
+        )
+    return target
+
+
+def _metadata(config: Config, thresholds: Mapping[str, np.ndarray], embedding_size: int) -> dict:
+    """The content of `assets.extra/kattr.json` (read by `kattr.client.model_files`)."""
+    config_data = config_to_dict(config)
+    return {
+        "taxonomy": config_data["taxonomy"],
+        "thresholds": {name: value.tolist() for name, value in thresholds.items()},
+        "image_size": config.data.image_size,
+        "embedding_size": embedding_size,
+        "inputs": {DEFAULT_SIGNATURE: IMAGE_BYTES_INPUT, IMAGES_SIGNATURE: IMAGES_INPUT},
+        "versions": {
+            "kattr": kattr.__version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+        "config": config_data,
+    }
+
+
+def _warmup_requests(name: str, image_size: int) -> list:
+    """Real requests for both signatures: single and batched, JPEG and PNG, square and not."""
+    square, wide = (image_size, image_size), (image_size // 2, image_size)
+    pictures = [
+        np.full((*shape, 3), colour, dtype=np.uint8)
+        for shape, colour in zip((square, wide, square), _WARMUP_COLOURS, strict=True)
+    ]
+    encoders = (tf.io.encode_jpeg, tf.io.encode_png, tf.io.encode_png)
+    encoded = [encode(picture).numpy() for encode, picture in zip(encoders, pictures, strict=True)]
+    return [
+        predict_request({IMAGE_BYTES_INPUT: encoded[:1]}, model_name=name),
+        predict_request({IMAGE_BYTES_INPUT: encoded}, model_name=name),
+        predict_request(
+            {IMAGES_INPUT: pictures[0][np.newaxis].astype(np.float32)},
+            model_name=name,
+            signature_name=IMAGES_SIGNATURE,
+        ),
+    ]
+
+
+def _publish(staging: Path, target: Path) -> None:
+    """Renames the finished staging folder to the version folder, never over an existing one."""
+    if target.exists():
+        raise ExportError(f"{target}: version {target.name} was written meanwhile; not replaced")
+    try:
+        # POSIX rename refuses a non-empty target directory, so a racing export cannot be lost.
+        os.rename(staging, target)
+    except OSError as error:
+        raise ExportError(f"{target}: cannot rename the export into place: {error}") from None
+
+
+def export_model(
+    model: keras.Model,
+    config: Config,
+    thresholds: Mapping[str, float | Sequence[float]] | None,
+    base_path: str | os.PathLike,
+    name: str = "kattr",
+    version: int | None = None,
+) -> Path:
+    """Writes `model` as the SavedModel `base_path/name/version/`, atomically.
+
+    Args:
+        model: the trained Keras model (see `ServingModule`); may be mixed precision, the
+            outputs are float32.
+        config: the run's config, stored in `kattr.json` with the taxonomy.
+        thresholds: decision thresholds (see `ServingModule`); None uses
+            `config.train.threshold` everywhere.
+        base_path: folder holding one folder per model name.
+        name: the model name (the folder TF Serving's `--model_base_path` points at).
+        version: a positive integer; None takes one more than the highest existing version.
+
+    Returns:
+        The version folder.
+
+    Raises:
+        ExportError: invalid name or version, an existing version, or a model that does not
+            match `config`.
+    """
+    target = _version_dir(base_path, name, version)
+    model_dir = target.parent
+    module = ServingModule(model, config, thresholds)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    # Beside the target (same file system, so the rename is atomic); not an integer name, so
+    # TF Serving ignores it. mkdir rather than mkdtemp: the umask, not 0700, sets its mode.
+    staging = model_dir / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+    staging.mkdir()
+    try:
+        tf.saved_model.save(module, str(staging), signatures=module.serving_functions)
+        per_value = thresholds_for(config.taxonomy, thresholds, default=config.train.threshold)
+        metadata_file = staging / METADATA_PATH
+        metadata_file.parent.mkdir(parents=True, exist_ok=True)
+        metadata_file.write_text(
+            json.dumps(_metadata(config, per_value, module.embedding_size), indent=2) + "\n"
+        )
+        write_warmup_requests(staging / WARMUP_PATH, _warmup_requests(name, module.image_size))
+        _publish(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def export_run(
+    run_dir: str | os.PathLike,
+    base_path: str | os.PathLike,
+    name: str = "kattr",
+    version: int | None = None,
+) -> Path:
+    """Exports a training run's best model with its thresholds (see `export_model`).
+
+    Example:
+        >>> export_run("runs/shirts", "exports", name="shirts")
+        PosixPath('exports/shirts/3')
+    """
+    from kattr.run_dir import load_run
+
+    _version_dir(base_path, name, version)  # fails before the slow model load
+    config, model, thresholds = load_run(run_dir)
+    return export_model(model, config, thresholds, base_path, name=name, version=version)

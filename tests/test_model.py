@@ -1,0 +1,158 @@
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kattr.config import config_from_dict, load_config
+from kattr.losses import build_losses
+from kattr.model import build_model, embedding_model, last_conv_layer_name
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+SIZE = 64  # 2x2 spatial tokens
+
+
+def tiny_config(model=None, size=SIZE, attributes=None):
+    return config_from_dict({
+        "data": {"image_size": size},
+        "taxonomy": {
+            "category_column": "category",
+            "categories": ["top", "shoe"],
+            "attributes": attributes or [
+                {"name": "colour", "values": ["red", "blue", "green"]},
+                {"name": "occasion", "values": ["casual", "party"], "exclusive": False},
+            ],
+        },
+        "model": {"branch_units": [16, 8], "attention_width": 32, "feedforward_width": 32,
+                  **(model or {})},
+    })
+
+
+def images(count=2, size=SIZE, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (count, size, size, 3)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(tiny_config())
+
+
+def test_outputs_are_named_sigmoid_scores_per_attribute(model):
+    scores = model(images())
+    assert sorted(scores) == ["colour", "occasion"]
+    assert scores["colour"].shape == (2, 3)
+    assert scores["occasion"].shape == (2, 2)
+    for name, value in scores.items():
+        assert model.get_layer(name).name == name
+        assert value.dtype == "float32"
+        value = keras.ops.convert_to_numpy(value)
+        assert np.all((value > 0) & (value < 1))
+    assert model.input.name == "image"
+
+
+def test_embedding_model_gives_the_pooled_feature(model):
+    embed = embedding_model(model)
+    features = keras.ops.convert_to_numpy(embed(images()))
+    assert features.shape == (2, 32)
+    assert model.get_layer("embedding").output.shape == (None, 32)
+    assert not np.allclose(features[0], features[1])
+
+
+def test_last_conv_layer_is_the_backbone_feature_map(model):
+    name = last_conv_layer_name(model)
+    assert name == "top_activation"
+    assert model.get_layer(name).output.shape == (None, SIZE // 32, SIZE // 32, 1280)
+
+
+def test_save_and_safe_load_round_trip(model, tmp_path):
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    batch = images(seed=3)
+    expected, actual = model(batch), loaded(batch)
+    for name in expected:
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(actual[name]), keras.ops.convert_to_numpy(expected[name]),
+            rtol=1e-5, atol=1e-6,
+        )
+
+
+def test_missing_attribute_sends_no_gradient_to_its_branch(model):
+    config = tiny_config()
+    losses, loss_weights = build_losses(config)
+    targets = {
+        "colour": np.array([[1, 0, 0], [0, 0, 0]], "float32"),
+        "occasion": -np.ones((2, 2), "float32"),  # missing on every row
+    }
+    branches = model.get_layer("branches")
+    with tf.GradientTape() as tape:
+        scores = model(images(), training=False)
+        total = sum(loss_weights[name] * losses[name](targets[name], scores[name])
+                    for name in targets)
+    output_kernel = branches.weights[-2]  # [branches, hidden, values]
+    stem_kernel = model.get_layer("stem_conv").weights[0]
+    kernel_gradient, stem_gradient = tape.gradient(total, [output_kernel, stem_kernel])
+    assert np.all(kernel_gradient.numpy()[1] == 0.0)  # occasion is the second branch
+    assert np.any(kernel_gradient.numpy()[0] != 0.0)
+    assert np.any(stem_gradient.numpy() != 0.0)
+
+
+@pytest.mark.parametrize(
+    "settings, width, has_block",
+    [({"attention": "none"}, 1280, False), ({"attention_width": None, "num_heads": 8,
+                                             "norm": "post"}, 1280, True)],
+)
+def test_attention_settings(settings, width, has_block):
+    built = build_model(tiny_config(settings, size=32))
+    names = {layer.name for layer in built.layers}
+    assert ("transformer" in names) == has_block
+    assert "token_projection" not in names
+    assert built.get_layer("embedding").output.shape == (None, width)
+    assert built(images(size=32))["colour"].shape == (2, 3)
+
+
+def test_mixed_precision_keeps_outputs_float32():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        built = build_model(tiny_config(size=32))
+        scores = built(images(size=32))
+        assert built.get_layer("branches").compute_dtype == "float16"
+        assert all(value.dtype == "float32" for value in scores.values())
+        assert built.get_layer("embedding").output.dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_backbone_weights_are_loaded_from_a_local_file(tmp_path):
+    source = keras.applications.EfficientNetB0(include_top=False, weights=None,
+                                               input_shape=(32, 32, 3))
+    path = tmp_path / "backbone.weights.h5"
+    source.save_weights(path)
+    built = build_model(tiny_config({"weights": str(path)}, size=32))
+    for name in ("stem_conv", "top_conv"):
+        np.testing.assert_array_equal(
+            built.get_layer(name).get_weights()[0], source.get_layer(name).get_weights()[0]
+        )
+
+
+def test_missing_weights_file_names_the_key(tmp_path):
+    with pytest.raises(ValueError, match="model.weights"):
+        build_model(tiny_config({"weights": str(tmp_path / "absent.weights.h5")}, size=32))
+
+
+def test_attribute_clashing_with_a_backbone_layer_is_rejected():
+    attributes = [{"name": "stem_conv", "values": ["a", "b"]}]
+    with pytest.raises(ValueError, match="stem_conv"):
+        build_model(tiny_config(size=32, attributes=attributes))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[path.name for path in CONFIGS])
+def test_every_config_builds_a_model(path):
+    config = load_config(path, ["data.image_size=32", "model.weights=null"])
+    built = build_model(config)
+    names = [attribute.name for attribute in config.taxonomy.attributes]
+    scores = built(images(size=32))
+    assert sorted(scores) == sorted(names)
+    for attribute in config.taxonomy.attributes:
+        assert scores[attribute.name].shape == (2, len(attribute.values))
