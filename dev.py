@@ -32,8 +32,6 @@ def _install_fingerprint() -> str:
 
 def ensure_environment() -> None:
     """Creates .venv and installs kattr with its dev extras unless already up to date."""
-    if sys.version_info < (3, 11):
-        sys.exit(f"kattr needs Python >= 3.11; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         print(f"creating virtual environment in {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)

@@ -1,3 +1,44 @@
-"""kattr: multi-task visual attribute extraction for e-commerce catalogs."""
+"""kattr: multi-task visual attribute extraction for e-commerce catalogs.
+
+The public API is re-exported here and imported lazily (TensorFlow loads on first use).
+
+Example:
+    >>> import kattr
+    >>> config = kattr.load_config("configs/fashion-products.yaml", ["train.epochs=3"])
+    >>> result = kattr.train(config, "runs/fashion")
+"""
+
+from importlib import import_module
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Config": "kattr.config",
+    "load_config": "kattr.config",
+    "encode_labels": "kattr.labels",
+    "read_manifest": "kattr.labels",
+    "load_catalog": "kattr.catalog",
+    "make_dataset": "kattr.pipeline",
+    "generate_catalog": "kattr.synth",
+    "validate_catalog": "kattr.validate",
+    "curate": "kattr.curation",
+    "build_model": "kattr.model",
+    "embedding_model": "kattr.model",
+    "MaskedBinaryCrossentropy": "kattr.losses",
+    "evaluation_report": "kattr.metrics",
+    "decide": "kattr.postprocess",
+    "calibrate_thresholds": "kattr.calibration",
+    "train": "kattr.training",
+    "evaluate_run": "kattr.evaluation",
+    "load_run": "kattr.run_dir",
+    "serve": "kattr.server",
+    "PredictClient": "kattr.client",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'kattr' has no attribute {name!r}")

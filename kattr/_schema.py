@@ -56,7 +56,7 @@ def _join(path: str, key: Any) -> str:
 
 
 def convert(hint: Any, value: Any, path: str) -> Any:
-    """Checks `value` against the type `hint` and converts it (ints to floats, nested dataclasses)."""
+    """Checks `value` against the type `hint` and converts it (ints to floats, dataclasses)."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (Union, types.UnionType):

@@ -22,7 +22,9 @@ from kattr.images import PAD_VALUE
 __all__ = ["build_augmentation"]
 
 
-def build_augmentation(config: AugmentationConfig, seed: int | None = None) -> keras.layers.Pipeline | None:
+def build_augmentation(
+    config: AugmentationConfig, seed: int | None = None
+) -> keras.layers.Pipeline | None:
     """A `keras.layers.Pipeline` applying the configured random transforms, or None if off.
 
     Works on batched float images [B, H, W, 3] with values in [0, 255], inside tf.data.
@@ -34,12 +36,16 @@ def build_augmentation(config: AugmentationConfig, seed: int | None = None) -> k
     if config.horizontal_flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
     if config.rotation_degrees > 0:
-        layers.append(keras.layers.RandomRotation(config.rotation_degrees / 360.0, seed=seed, **fill))
+        layers.append(
+            keras.layers.RandomRotation(config.rotation_degrees / 360.0, seed=seed, **fill)
+        )
     if config.zoom > 0:
         layers.append(keras.layers.RandomZoom(config.zoom, config.zoom, seed=seed, **fill))
     if config.translation > 0:
         layers.append(
-            keras.layers.RandomTranslation(config.translation, config.translation, seed=seed, **fill)
+            keras.layers.RandomTranslation(
+                config.translation, config.translation, seed=seed, **fill
+            )
         )
     if config.shear_degrees > 0:
         # Keras expresses shear as a share of the image side: tan(angle).

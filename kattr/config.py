@@ -344,7 +344,9 @@ def _canonicalise_taxonomy(taxonomy: TaxonomyConfig) -> None:
     _check_unique(taxonomy.categories, "taxonomy.categories")
     if not taxonomy.categories:
         raise ConfigError("taxonomy.categories: expected at least one category")
-    taxonomy.category_merge = {canonical(k): canonical(v) for k, v in taxonomy.category_merge.items()}
+    taxonomy.category_merge = {
+        canonical(k): canonical(v) for k, v in taxonomy.category_merge.items()
+    }
     for source, target in taxonomy.category_merge.items():
         if target not in taxonomy.categories:
             raise ConfigError(
@@ -484,4 +486,3 @@ def save_config(config: Config, path: str | os.PathLike, absolute_paths: bool = 
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(yaml.safe_dump(data, sort_keys=False))
     os.replace(tmp, path)
-

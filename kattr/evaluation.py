@@ -39,8 +39,12 @@ def predict_catalog(
     """
     counter = SkipCounter(len(catalog))
     dataset = make_dataset(
-        catalog.paths, catalog.targets, config.data.image_size,
-        batch_size or config.train.batch_size, training=False, counter=counter,
+        catalog.paths,
+        catalog.targets,
+        config.data.image_size,
+        batch_size or config.train.batch_size,
+        training=False,
+        counter=counter,
     )
     names = list(catalog.targets)
     targets = {name: [] for name in names}
@@ -50,9 +54,11 @@ def predict_catalog(
         for name in names:
             targets[name].append(batch_targets[name].numpy())
             scores[name].append(np.asarray(outputs[name], dtype=np.float32))
+
     def stack(parts, name):
         width = catalog.targets[name].shape[1]
         return np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
+
     return (
         {name: stack(targets[name], name) for name in names},
         {name: stack(scores[name], name) for name in names},
@@ -79,8 +85,13 @@ def plot_precision_recall(
         precision, recall, _ = precision_recall_curve(truth, score)
         ap = average_precision_score(truth, score)
         axis.plot(recall, precision, label=f"{name} (AP {ap:.2f})")
-    axis.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
-             title="Precision-recall per attribute (micro over values)")
+    axis.set(
+        xlabel="recall",
+        ylabel="precision",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        title="Precision-recall per attribute (micro over values)",
+    )
     axis.legend(loc="lower left", fontsize="small")
     figure.tight_layout()
     path = Path(path)
@@ -141,7 +152,9 @@ def evaluate_run(
     run = RunDir(run_dir)
     config, model, thresholds = load_run(run.root)
     if calibrate:
-        val_targets, val_scores, _ = predict_catalog(model, config, load_catalog(config).subset("val"))
+        val_targets, val_scores, _ = predict_catalog(
+            model, config, load_catalog(config).subset("val")
+        )
         chosen = calibrate_thresholds(
             val_targets, val_scores, config.taxonomy, objective=objective, per_value=per_value
         )

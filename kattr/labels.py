@@ -53,12 +53,17 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         frame = pd.read_parquet(path)
-        return frame.astype(object).where(frame.notna(), None).map(
-            lambda v: v if v is None else str(v)
+        return (
+            frame.astype(object)
+            .where(frame.notna(), None)
+            .map(lambda v: v if v is None else str(v))
         )
     if suffix in (".csv", ".txt", ".tsv"):
         return pd.read_csv(
-            path, dtype=str, keep_default_na=False, na_values=[""],
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
             sep="\t" if suffix == ".tsv" else ",",
         )
     raise LabelError(f"{path}: unsupported manifest type {suffix!r}; expected .csv or .parquet")
@@ -193,8 +198,14 @@ def encode_labels(
     if unknown and on_unknown == "error":
         lines = []
         for column, cells in unknown.items():
-            shown = ", ".join(f"row {_row_label(i)}: {v!r}" for i, v in cells[:_MAX_ROWS_IN_MESSAGE])
-            more = f" (and {len(cells) - _MAX_ROWS_IN_MESSAGE} more)" if len(cells) > _MAX_ROWS_IN_MESSAGE else ""
+            shown = ", ".join(
+                f"row {_row_label(i)}: {v!r}" for i, v in cells[:_MAX_ROWS_IN_MESSAGE]
+            )
+            more = (
+                f" (and {len(cells) - _MAX_ROWS_IN_MESSAGE} more)"
+                if len(cells) > _MAX_ROWS_IN_MESSAGE
+                else ""
+            )
             lines.append(f"column {column!r}: {len(cells)} unknown value(s): {shown}{more}")
         raise LabelError(
             "values not in the taxonomy (set data.on_unknown to missing or drop to continue):\n  "

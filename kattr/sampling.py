@@ -31,7 +31,9 @@ class SamplingPlan:
     report: dict
 
 
-def _value_counts(targets: dict[str, np.ndarray], taxonomy: TaxonomyConfig, rows: np.ndarray) -> dict:
+def _value_counts(
+    targets: dict[str, np.ndarray], taxonomy: TaxonomyConfig, rows: np.ndarray
+) -> dict:
     return {
         attribute.name: {
             value: int((targets[attribute.name][rows, j] == 1).sum())

@@ -49,10 +49,26 @@ def test_valid_config_is_typed_and_canonicalised():
         ("data.image_sise", 64, "data.image_sise: unknown key"),
         ("data.image_size", "big", "data.image_size: expected an integer"),
         ("data.on_unknown", "ignore", "data.on_unknown: expected one of"),
-        ("taxonomy.attributes.0.values", ["red", "RED"], "taxonomy.attributes[0].values: value 'red' is listed twice"),
-        ("taxonomy.attributes.1.applies_to", ["shoe"], "taxonomy.attributes[1].applies_to: unknown category 'shoe'"),
-        ("taxonomy.attributes.0.merge", {"crimson": "scarlet"}, "taxonomy.attributes[0].merge.crimson"),
-        ("taxonomy.attributes.0.exclusive", "yes", "taxonomy.attributes[0].exclusive: expected true or false"),
+        (
+            "taxonomy.attributes.0.values",
+            ["red", "RED"],
+            "taxonomy.attributes[0].values: value 'red' is listed twice",
+        ),
+        (
+            "taxonomy.attributes.1.applies_to",
+            ["shoe"],
+            "taxonomy.attributes[1].applies_to: unknown category 'shoe'",
+        ),
+        (
+            "taxonomy.attributes.0.merge",
+            {"crimson": "scarlet"},
+            "taxonomy.attributes[0].merge.crimson",
+        ),
+        (
+            "taxonomy.attributes.0.exclusive",
+            "yes",
+            "taxonomy.attributes[0].exclusive: expected true or false",
+        ),
         ("taxonomy.attributes.0.name", "embedding", "taxonomy.attributes[0].name"),
         ("taxonomy.categories", ["bag", "Bag"], "taxonomy.categories: value 'bag' is listed twice"),
         ("taxonomy.attributes.2.weight", -1, "taxonomy.attributes[2].weight: expected >= 0"),
@@ -74,7 +90,9 @@ def test_unknown_section_and_missing_section():
 def test_overrides_from_command_line_style(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(BASE))
-    config = load_config(path, ["train.epochs=3", "model.attention=none", "train.optimizer.name=adamw"])
+    config = load_config(
+        path, ["train.epochs=3", "model.attention=none", "train.optimizer.name=adamw"]
+    )
     assert config.train.epochs == 3
     assert config.model.attention == "none"
     assert config.train.optimizer.name == "adamw"

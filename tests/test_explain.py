@@ -15,8 +15,8 @@ import tensorflow as tf
 from kattr.config import load_config
 from kattr.explain import (
     METHODS,
-    ExplainError,
     Explainer,
+    ExplainError,
     area_share,
     box_mask,
     mass_inside,

@@ -56,7 +56,10 @@ def test_canonicalisation_merges_and_multi_values(taxonomy):
     np.testing.assert_array_equal(encoded.targets["colour"], [[1, 0], [0, 1]])
     np.testing.assert_array_equal(encoded.targets["occasion"], [[1, 0, 1], [1, 1, 0]])
     np.testing.assert_array_equal(encoded.targets["sleeve"][0], [1, 0])  # tee merged into tshirt
-    assert decode_targets(encoded.targets["occasion"][1], taxonomy.attributes[2]) == ["casual", "party"]
+    assert decode_targets(encoded.targets["occasion"][1], taxonomy.attributes[2]) == [
+        "casual",
+        "party",
+    ]
 
 
 def test_unknown_values_error_names_rows_and_column(taxonomy):

@@ -1,5 +1,7 @@
 """tf.data pipeline: decoding of every format, shapes, ranges, augmentation and skipped files."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -18,7 +20,10 @@ def write_images(folder):
     rgb = rng.integers(0, 256, (40, 24, 3), dtype=np.uint8)
     files = {
         "rgb.jpg": (Image.fromarray(rgb), "JPEG"),
-        "rgba.png": (Image.fromarray(rng.integers(0, 256, (30, 30, 4), dtype=np.uint8), "RGBA"), "PNG"),
+        "rgba.png": (
+            Image.fromarray(rng.integers(0, 256, (30, 30, 4), dtype=np.uint8), "RGBA"),
+            "PNG",
+        ),
         "grey.png": (Image.fromarray(rng.integers(0, 256, (20, 50), dtype=np.uint8), "L"), "PNG"),
         "rgb.bmp": (Image.fromarray(rgb), "BMP"),
         "anim.gif": (Image.fromarray(rgb).convert("P"), "GIF"),
@@ -36,8 +41,10 @@ def write_images(folder):
 
 
 def targets_for(n):
-    return {"colour": np.tile(np.array([[1, 0, 0]], np.float32), (n, 1)),
-            "occasion": np.full((n, 2), -1, np.float32)}
+    return {
+        "colour": np.tile(np.array([[1, 0, 0]], np.float32), (n, 1)),
+        "occasion": np.full((n, 2), -1, np.float32),
+    }
 
 
 def test_every_format_decodes_to_rgb_square(tmp_path):
@@ -62,8 +69,14 @@ def test_aspect_kept_and_padded_white(tmp_path):
 def test_augmentation_off_is_deterministic_and_equals_plain_decode(tmp_path):
     paths = write_images(tmp_path)
     off = AugmentationConfig(enabled=False)
-    first = [b[0].numpy() for b in make_dataset(paths, targets_for(5), SIZE, 5, training=False, augmentation=off)]
-    second = [b[0].numpy() for b in make_dataset(paths, targets_for(5), SIZE, 5, training=False, augmentation=off)]
+    first = [
+        b[0].numpy()
+        for b in make_dataset(paths, targets_for(5), SIZE, 5, training=False, augmentation=off)
+    ]
+    second = [
+        b[0].numpy()
+        for b in make_dataset(paths, targets_for(5), SIZE, 5, training=False, augmentation=off)
+    ]
     np.testing.assert_array_equal(first[0], second[0])
     expected = decode_and_resize(tf.io.read_file(paths[0]), SIZE).numpy()
     np.testing.assert_allclose(first[0][0], expected)
@@ -72,13 +85,25 @@ def test_augmentation_off_is_deterministic_and_equals_plain_decode(tmp_path):
 def test_augmentation_on_changes_images_keeps_range(tmp_path):
     paths = write_images(tmp_path)
     plain = next(iter(make_dataset(paths, targets_for(5), SIZE, 5, training=False)))[0].numpy()
-    augmented = next(iter(make_dataset(
-        paths, targets_for(5), SIZE, 5, training=True, augmentation=AugmentationConfig(), seed=1
-    )))[0].numpy()
+    augmented = next(
+        iter(
+            make_dataset(
+                paths,
+                targets_for(5),
+                SIZE,
+                5,
+                training=True,
+                augmentation=AugmentationConfig(),
+                seed=1,
+            )
+        )
+    )[0].numpy()
     assert augmented.shape == plain.shape
     assert augmented.min() >= 0.0 and augmented.max() <= 255.0
     # Shuffled and transformed: sorted per-image means must differ from the plain ones.
-    assert not np.allclose(np.sort(augmented.mean(axis=(1, 2, 3))), np.sort(plain.mean(axis=(1, 2, 3))))
+    assert not np.allclose(
+        np.sort(augmented.mean(axis=(1, 2, 3))), np.sort(plain.mean(axis=(1, 2, 3)))
+    )
 
 
 @pytest.mark.parametrize("cache", [False, True])
@@ -86,13 +111,14 @@ def test_corrupt_and_missing_files_are_skipped_and_counted(tmp_path, cache):
     paths = write_images(tmp_path)
     (tmp_path / "garbage.jpg").write_bytes(b"not an image at all")
     (tmp_path / "empty.png").write_bytes(b"")
-    good = open(paths[0], "rb").read()
+    good = Path(paths[0]).read_bytes()
     (tmp_path / "truncated.jpg").write_bytes(good[:20])
     bad = [str(tmp_path / n) for n in ("garbage.jpg", "empty.png", "truncated.jpg", "absent.jpg")]
     all_paths = paths + bad
     counter = SkipCounter(expected=len(all_paths))
-    dataset = make_dataset(all_paths, targets_for(len(all_paths)), SIZE, 3, training=True,
-                           cache=cache, counter=counter)
+    dataset = make_dataset(
+        all_paths, targets_for(len(all_paths)), SIZE, 3, training=True, cache=cache, counter=counter
+    )
     for epoch in range(2):
         counter.reset()
         seen = sum(int(images.shape[0]) for images, _ in dataset)

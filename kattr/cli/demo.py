@@ -54,8 +54,13 @@ def run_demo(args: argparse.Namespace) -> int:
 
     _step("1. synthetic catalog")
     catalog = generate_catalog(
-        output / "catalog", count=args.count, seed=args.seed, image_size=args.image_size,
-        missing_rate=0.1, noise_rate=0.0, corrupt=2,
+        output / "catalog",
+        count=args.count,
+        seed=args.seed,
+        image_size=args.image_size,
+        missing_rate=0.1,
+        noise_rate=0.0,
+        corrupt=2,
     )
     print(f"wrote {catalog.manifest_path} and {catalog.config_path}")
     overrides = [f"train.epochs={args.epochs}"] if args.epochs else []
@@ -80,7 +85,9 @@ def run_demo(args: argparse.Namespace) -> int:
     _step("5. evaluate on the validation split with calibrated thresholds")
     evaluation = evaluate_run(run_dir, calibrate=True)
     print(report_to_markdown(evaluation))
-    print(f"\nreport: {run_dir / 'eval' / 'report.md'}; curves: {run_dir / 'eval' / 'pr_curves.png'}")
+    print(
+        f"\nreport: {run_dir / 'eval' / 'report.md'}; curves: {run_dir / 'eval' / 'pr_curves.png'}"
+    )
     return 0
 
 

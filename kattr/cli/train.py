@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         from kattr.metrics import report_to_markdown
         from kattr.training import train
 
-        result = train(load_config_from_args(args), args.output, verbose=2 if args.quiet else "auto")
+        result = train(
+            load_config_from_args(args), args.output, verbose=2 if args.quiet else "auto"
+        )
         print(f"\nvalidation report ({result.run_dir}/eval/report.md):\n")
         print(report_to_markdown(result.report))
         print(f"best model: {result.run_dir}/model.keras")
