@@ -31,6 +31,7 @@ _EXPORTS = {
     "train": "kattr.training",
     "evaluate_run": "kattr.evaluation",
     "load_run": "kattr.run_dir",
+    "export_run": "kattr.export",
     "serve": "kattr.server",
     "PredictClient": "kattr.client",
 }

@@ -115,7 +115,6 @@ class ServingModule(tf.Module):
             {**model.output, EMBEDDING_OUTPUT: model.get_layer(EMBEDDING_LAYER).output},
             name=f"{model.name}_serving",
         )
-        self.embedding_size = int(forward.output[EMBEDDING_OUTPUT].shape[-1])
         # A plain callable, not the tracked Keras model: saving a tracked Keras model walks and
         # retraces every layer (about 10x slower).
         self._forward = functools.partial(forward, training=False)
@@ -235,15 +234,14 @@ def _version_dir(base_path: str | os.PathLike, name: str, version: int | None) -
     return target
 
 
-def _metadata(config: Config, thresholds: Mapping[str, np.ndarray], embedding_size: int) -> dict:
+def _metadata(config: Config, thresholds: Mapping[str, np.ndarray]) -> dict:
     """The content of `assets.extra/kattr.json` (read by `kattr.client.model_files`)."""
     config_data = config_to_dict(config)
     return {
         "taxonomy": config_data["taxonomy"],
         "thresholds": {name: value.tolist() for name, value in thresholds.items()},
         "image_size": config.data.image_size,
-        "embedding_size": embedding_size,
-        "inputs": {DEFAULT_SIGNATURE: IMAGE_BYTES_INPUT, IMAGES_SIGNATURE: IMAGES_INPUT},
+        # The exporting versions: a server older than the exporting TensorFlow may lack ops.
         "versions": {
             "kattr": kattr.__version__,
             "tensorflow": tf.__version__,
@@ -324,9 +322,7 @@ def export_model(
         per_value = thresholds_for(config.taxonomy, thresholds, default=config.train.threshold)
         metadata_file = staging / METADATA_PATH
         metadata_file.parent.mkdir(parents=True, exist_ok=True)
-        metadata_file.write_text(
-            json.dumps(_metadata(config, per_value, module.embedding_size), indent=2) + "\n"
-        )
+        metadata_file.write_text(json.dumps(_metadata(config, per_value), indent=2) + "\n")
         write_warmup_requests(staging / WARMUP_PATH, _warmup_requests(name, module.image_size))
         _publish(staging, target)
     finally:

@@ -31,13 +31,15 @@ TAXONOMY = {
 #   pattern:  labelled 1,2; missing 3 (shirt, blank), 6 (blank category: applicability unknown);
 #             not applicable 4,5 (shoes, even with a value on row 5)
 #   occasion: labelled 1,3,5; missing 2,4,6
-MANIFEST = pd.DataFrame({
-    "image": [f"{i}.png" for i in range(1, 7)],
-    "category": ["shirt", "Shirt", "shirt", "shoe", "shoe", None],
-    "colour": ["red", "Navy", "blue", None, "red", "purple"],
-    "pattern": ["striped", "striped", None, None, "solid", None],
-    "occasion": ["casual|party", None, "party", "", "casual", None],
-})
+MANIFEST = pd.DataFrame(
+    {
+        "image": [f"{i}.png" for i in range(1, 7)],
+        "category": ["shirt", "Shirt", "shirt", "shoe", "shoe", None],
+        "colour": ["red", "Navy", "blue", None, "red", "purple"],
+        "pattern": ["striped", "striped", None, None, "solid", None],
+        "occasion": ["casual|party", None, "party", "", "casual", None],
+    }
+)
 
 
 @pytest.fixture()
@@ -58,9 +60,13 @@ def test_value_counts_list_every_value_in_taxonomy_order(taxonomy):
     assert list(values.columns) == ["attribute", "value", "count"]
     counts = {(a, v): c for a, v, c in values.itertuples(index=False)}
     assert counts == {
-        ("colour", "red"): 2, ("colour", "blue"): 2, ("colour", "green"): 0,
-        ("pattern", "solid"): 0, ("pattern", "striped"): 2,  # the shoe's "solid" is ignored
-        ("occasion", "casual"): 2, ("occasion", "party"): 2,
+        ("colour", "red"): 2,
+        ("colour", "blue"): 2,
+        ("colour", "green"): 0,
+        ("pattern", "solid"): 0,
+        ("pattern", "striped"): 2,  # the shoe's "solid" is ignored
+        ("occasion", "casual"): 2,
+        ("occasion", "party"): 2,
     }
     assert list(values["value"][:3]) == ["red", "blue", "green"]
 
@@ -81,11 +87,15 @@ def test_format_stats_table(taxonomy):
 def test_charts_one_png_per_attribute_with_several_frames(taxonomy, tmp_path):
     after = MANIFEST.iloc[:3]
     paths = plot_attribute_stats(
-        {"before": compute_attribute_stats(MANIFEST, taxonomy),
-         "after": compute_attribute_stats(after, taxonomy)},
+        {
+            "before": compute_attribute_stats(MANIFEST, taxonomy),
+            "after": compute_attribute_stats(after, taxonomy),
+        },
         tmp_path / "charts",
-        states={"before": attribute_state_counts(MANIFEST, taxonomy),
-                "after": attribute_state_counts(after, taxonomy)},
+        states={
+            "before": attribute_state_counts(MANIFEST, taxonomy),
+            "after": attribute_state_counts(after, taxonomy),
+        },
     )
     assert [p.name for p in paths] == ["colour.png", "pattern.png", "occasion.png"]
     assert sorted(p.name for p in (tmp_path / "charts").iterdir()) == sorted(
@@ -114,8 +124,47 @@ def test_cli_prints_the_table_and_writes_charts(tmp_path, capsys):
     output = capsys.readouterr().out
     assert "6 rows" in output and "wrote 3 chart(s)" in output
     assert sorted(p.name for p in (tmp_path / "stats").glob("*.png")) == [
-        "colour.png", "occasion.png", "pattern.png"
+        "colour.png",
+        "occasion.png",
+        "pattern.png",
     ]
     assert main(["stats", str(tmp_path / "config.yaml"), "--output", str(tmp_path / "o")]) == 0
     assert len(list((tmp_path / "o").glob("*.png"))) == 3
     assert (tmp_path / "labels.csv").read_bytes() == before
+
+
+def test_stats_cli_before_after_view(tmp_path, capsys):
+    """`--before` prints both tables and draws both series (one chart per attribute)."""
+    import yaml
+
+    from kattr.cli.data import main
+
+    (tmp_path / "before.csv").write_text(
+        "image,category,colour\na.jpg,shirt,red\nb.jpg,shirt,blue\n"
+    )
+    (tmp_path / "after.csv").write_text("image,category,colour\na.jpg,shirt,red\n")
+    config = {
+        "data": {"manifest": "after.csv"},
+        "taxonomy": {
+            "category_column": "category",
+            "categories": ["shirt"],
+            "attributes": [{"name": "colour", "values": ["red", "blue"]}],
+        },
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    status = main(
+        [
+            "stats",
+            str(tmp_path / "c.yaml"),
+            "--before",
+            str(tmp_path / "before.csv"),
+            "--output",
+            str(tmp_path / "charts"),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert (
+        "before:" in printed and "2 rows" in printed and "after:" in printed and "1 rows" in printed
+    )
+    assert (tmp_path / "charts" / "colour.png").stat().st_size > 0

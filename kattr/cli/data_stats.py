@@ -3,8 +3,12 @@
 Prints a table and writes one PNG bar chart per attribute to `--output` (default: a `stats`
 folder beside the manifest).
 
+With `--before MANIFEST` (e.g. the manifest a curation started from) both are shown side by
+side: the tables before and after, and one chart per attribute with both bar series.
+
 Typical usage:
     kattr-data stats configs/fashion-products.yaml --output /tmp/fashion-stats
+    kattr-data stats curated/config.yaml --before work/fashion-products/labels.csv
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--output", help="folder for the charts (default: 'stats' beside the manifest)"
     )
+    parser.add_argument(
+        "--before",
+        metavar="MANIFEST",
+        help="another manifest of the same taxonomy shown as 'before' (e.g. before curation)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -39,12 +48,17 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     config = load_config_from_args(args)
-    frame = read_manifest(config.manifest_path)
-    values = compute_attribute_stats(frame, config.taxonomy)
-    states = attribute_state_counts(frame, config.taxonomy)
-    print(f"{os.path.normpath(config.manifest_path)}: {len(frame)} rows")
-    print(format_stats(values, states))
+    manifests = {"catalog": config.manifest_path}
+    if args.before:
+        manifests = {"before": Path(args.before), "after": config.manifest_path}
+    values, states = {}, {}
+    for name, path in manifests.items():
+        frame = read_manifest(path)
+        values[name] = compute_attribute_stats(frame, config.taxonomy)
+        states[name] = attribute_state_counts(frame, config.taxonomy)
+        print(f"{name}: {os.path.normpath(path)}: {len(frame)} rows")
+        print(format_stats(values[name], states[name]))
     output = Path(args.output or os.path.normpath(config.manifest_path.parent / "stats"))
-    charts = plot_attribute_stats({"catalog": values}, output, states={"catalog": states})
+    charts = plot_attribute_stats(values, output, states=states)
     print(f"\nwrote {len(charts)} chart(s) to {output}")
     return 0
