@@ -156,6 +156,9 @@ class ModelConfig:
         branch_units: hidden layer sizes of each attribute branch (the paper uses two).
         branch_dropout: dropout after each hidden branch layer.
         embedding_dropout: dropout on the pooled feature before the branches.
+        batchnorm_momentum: momentum of the backbone's batch-norm statistics; null keeps
+            Keras' 0.99. Short from-scratch runs need a faster average (e.g. 0.9), or the
+            inference-mode statistics lag far behind the weights.
     """
 
     backbone: Literal["efficientnetb0"] = "efficientnetb0"
@@ -169,6 +172,7 @@ class ModelConfig:
     branch_units: list[int] = field(default_factory=lambda: [256, 128])
     branch_dropout: float = 0.1
     embedding_dropout: float = 0.0
+    batchnorm_momentum: float | None = None
 
 
 @dataclass

@@ -65,6 +65,10 @@ def build_model(config: Config) -> keras.Model:
     backbone = _BACKBONES[settings.backbone](
         include_top=False, weights=_backbone_weights(config), input_tensor=image
     )
+    if settings.batchnorm_momentum is not None:
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = settings.batchnorm_momentum
     taken = {layer.name for layer in backbone.layers}
     clashes = sorted(taken & {a.name for a in config.taxonomy.attributes})
     if clashes:

@@ -482,6 +482,7 @@ def _config_data(image_size: int) -> dict:
             "num_heads": 8,
             "feedforward_width": 128,
             "branch_units": [64, 32],
+            "batchnorm_momentum": 0.9,
         },
         "train": {
             # Short from-scratch runs: a larger step and a slow decay (the paper's 1e-5 and

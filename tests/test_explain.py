@@ -82,19 +82,30 @@ def test_heatmaps_have_the_image_size_and_unit_range(explainer, images, method, 
     assert any(e.heatmap.max() > 0 for e in explanations), "every map is empty: nothing tested"
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    ("method", "layer", "channels"),
+    [
+        ("gradcam", None, 8),
+        ("gradcam++", None, 8),
+        # Exact Score-CAM (every channel, 40 here) shares passes between images; Faster
+        # Score-CAM runs one image per pass.
+        ("scorecam", "block3b_add", None),
+    ],
+)
 def test_a_heatmap_does_not_depend_on_the_other_images_of_the_batch(
-    model, config, images, method
+    model, config, images, method, layer, channels
 ):
-    together = Explainer(model, config.taxonomy, batch_size=2, scorecam_channels=8).explain(
-        images, "pattern", "striped", method=method
-    )
+    def explainer(batch_size):
+        return Explainer(model, config.taxonomy, layer=layer, batch_size=batch_size,
+                         scorecam_channels=channels)
+
+    together = explainer(2).explain(images, "pattern", "striped", method=method)
+    single = explainer(16)
     for index, explanation in enumerate(together):
-        alone = Explainer(model, config.taxonomy, scorecam_channels=8).explain(
-            images[index:index + 1], "pattern", "striped", method=method
-        )
+        alone = single.explain(images[index:index + 1], "pattern", "striped", method=method)
         np.testing.assert_allclose(explanation.heatmap, alone[0].heatmap, atol=1e-4)
         assert explanation.score == pytest.approx(alone[0].score, abs=1e-5)
+    assert any(e.heatmap.max() > 0 for e in together), "every map is empty: nothing tested"
 
 
 def test_gradcam_matches_the_formula_on_the_logits(model, explainer, images):
@@ -153,6 +164,10 @@ def test_default_value_is_the_top_one_when_nothing_is_predicted(model, config, i
 def test_unknown_attribute_lists_the_valid_ones(explainer, images):
     with pytest.raises(ExplainError, match=r"unknown attribute 'neck'.*'colour', 'pattern'"):
         explainer.explain(images, "neck")
+
+
+def test_values_are_canonicalised_like_manifest_cells(explainer, images):
+    assert explainer.explain(images[:1], "colour", "  RED ")[0].value == "red"
 
 
 def test_unknown_value_lists_the_attributes_values(explainer, images):

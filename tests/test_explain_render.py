@@ -45,7 +45,7 @@ def explainer(run_dir):
 
 @pytest.fixture(scope="module")
 def image_files(synthetic_catalog):
-    return sorted(synthetic_catalog.image_dir.glob("*.jpg"))[:3]
+    return sorted(synthetic_catalog.image_dir.glob("*.jpg"))[:2]
 
 
 def _is_png_with_content(path) -> bool:

@@ -14,19 +14,26 @@ SIZE = 64  # 2x2 spatial tokens
 
 
 def tiny_config(model=None, size=SIZE, attributes=None):
-    return config_from_dict({
-        "data": {"image_size": size},
-        "taxonomy": {
-            "category_column": "category",
-            "categories": ["top", "shoe"],
-            "attributes": attributes or [
-                {"name": "colour", "values": ["red", "blue", "green"]},
-                {"name": "occasion", "values": ["casual", "party"], "exclusive": False},
-            ],
-        },
-        "model": {"branch_units": [16, 8], "attention_width": 32, "feedforward_width": 32,
-                  **(model or {})},
-    })
+    return config_from_dict(
+        {
+            "data": {"image_size": size},
+            "taxonomy": {
+                "category_column": "category",
+                "categories": ["top", "shoe"],
+                "attributes": attributes
+                or [
+                    {"name": "colour", "values": ["red", "blue", "green"]},
+                    {"name": "occasion", "values": ["casual", "party"], "exclusive": False},
+                ],
+            },
+            "model": {
+                "branch_units": [16, 8],
+                "attention_width": 32,
+                "feedforward_width": 32,
+                **(model or {}),
+            },
+        }
+    )
 
 
 def images(count=2, size=SIZE, seed=0):
@@ -73,8 +80,10 @@ def test_save_and_safe_load_round_trip(model, tmp_path):
     expected, actual = model(batch), loaded(batch)
     for name in expected:
         np.testing.assert_allclose(
-            keras.ops.convert_to_numpy(actual[name]), keras.ops.convert_to_numpy(expected[name]),
-            rtol=1e-5, atol=1e-6,
+            keras.ops.convert_to_numpy(actual[name]),
+            keras.ops.convert_to_numpy(expected[name]),
+            rtol=1e-5,
+            atol=1e-6,
         )
 
 
@@ -88,8 +97,9 @@ def test_missing_attribute_sends_no_gradient_to_its_branch(model):
     branches = model.get_layer("branches")
     with tf.GradientTape() as tape:
         scores = model(images(), training=False)
-        total = sum(loss_weights[name] * losses[name](targets[name], scores[name])
-                    for name in targets)
+        total = sum(
+            loss_weights[name] * losses[name](targets[name], scores[name]) for name in targets
+        )
     output_kernel = branches.weights[-2]  # [branches, hidden, values]
     stem_kernel = model.get_layer("stem_conv").weights[0]
     kernel_gradient, stem_gradient = tape.gradient(total, [output_kernel, stem_kernel])
@@ -100,8 +110,10 @@ def test_missing_attribute_sends_no_gradient_to_its_branch(model):
 
 @pytest.mark.parametrize(
     "settings, width, has_block",
-    [({"attention": "none"}, 1280, False), ({"attention_width": None, "num_heads": 8,
-                                             "norm": "post"}, 1280, True)],
+    [
+        ({"attention": "none"}, 1280, False),
+        ({"attention_width": None, "num_heads": 8, "norm": "post"}, 1280, True),
+    ],
 )
 def test_attention_settings(settings, width, has_block):
     built = build_model(tiny_config(settings, size=32))
@@ -125,8 +137,9 @@ def test_mixed_precision_keeps_outputs_float32():
 
 
 def test_backbone_weights_are_loaded_from_a_local_file(tmp_path):
-    source = keras.applications.EfficientNetB0(include_top=False, weights=None,
-                                               input_shape=(32, 32, 3))
+    source = keras.applications.EfficientNetB0(
+        include_top=False, weights=None, input_shape=(32, 32, 3)
+    )
     path = tmp_path / "backbone.weights.h5"
     source.save_weights(path)
     built = build_model(tiny_config({"weights": str(path)}, size=32))
@@ -156,3 +169,12 @@ def test_every_config_builds_a_model(path):
     assert sorted(scores) == sorted(names)
     for attribute in config.taxonomy.attributes:
         assert scores[attribute.name].shape == (2, len(attribute.values))
+
+
+def test_batchnorm_momentum_setting_reaches_every_backbone_norm_and_round_trips(tmp_path):
+    built = build_model(tiny_config(model={"batchnorm_momentum": 0.9}))
+    norms = [layer for layer in built.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(layer.momentum == 0.9 for layer in norms)
+    built.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert loaded.get_layer(norms[0].name).momentum == 0.9

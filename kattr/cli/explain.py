@@ -81,11 +81,6 @@ def _explain(args: argparse.Namespace) -> int:
     explainer = Explainer(
         model, config.taxonomy, thresholds, layer=args.layer, batch_size=args.batch_size
     )
-    # Checked before any image is read, so a typo fails at once with the valid names.
-    if args.attribute is not None:
-        explainer.attribute(args.attribute)
-        if args.value is not None:
-            explainer.value_index(args.attribute, args.value)
     paths = _manifest_paths(args, config) if args.manifest else args.images
     report = explain_files(
         explainer, paths, args.output, attribute=args.attribute, value=args.value,
@@ -97,7 +92,8 @@ def _explain(args: argparse.Namespace) -> int:
         f"open {report.gallery}"
     )
     if report.skipped:
-        print(f"skipped {len(report.skipped)} image(s) that could not be decoded", file=sys.stderr)
+        print(f"skipped {len(report.skipped)} image(s) that could not be read or decoded",
+              file=sys.stderr)
     return 1 if not report.sheets else 0
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
 from tf_keras_vis.scorecam import Scorecam
 from tf_keras_vis.utils.scores import CategoricalScore
 
-from kattr.config import AttributeConfig, TaxonomyConfig
+from kattr.config import AttributeConfig, TaxonomyConfig, canonical
 from kattr.model import last_conv_layer_name
 from kattr.postprocess import decide, thresholds_for
 
@@ -44,6 +45,8 @@ __all__ = ["METHODS", "ExplainError", "Explainer", "Explanation"]
 
 METHODS = ("gradcam", "gradcam++", "scorecam")
 _GRADIENT_METHODS = {"gradcam": Gradcam, "gradcam++": GradcamPlusPlus}
+_SCORECAM_PREDICT_BATCH = 256
+_SCORECAM_MASKED_IMAGES = 4096
 
 
 class ExplainError(ValueError):
@@ -78,12 +81,14 @@ class Explanation:
 
 
 @contextlib.contextmanager
-def _quiet_progress_bars() -> Iterator[None]:
-    """Score-CAM calls `model.predict`, whose progress bar has no switch of its own."""
+def _quiet_predict() -> Iterator[None]:
+    """Score-CAM calls `model.predict` with a list of inputs: no progress bar, no warning."""
     was_enabled = keras.utils.is_interactive_logging_enabled()
     keras.utils.disable_interactive_logging()
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The structure of `inputs`", UserWarning)
+            yield
     finally:
         if was_enabled:
             keras.utils.enable_interactive_logging()
@@ -101,7 +106,8 @@ class Explainer:
             feature map (`last_conv_layer_name(model)`).
         batch_size: images per forward and backward pass.
         scorecam_channels: Score-CAM masks the image with this many feature channels (those of
-            largest spatial variance, "Faster Score-CAM").
+            largest spatial variance, "Faster Score-CAM", one image per pass); None uses every
+            channel (exact Score-CAM, several images per pass).
 
     Example:
         >>> config, model, thresholds = load_run("runs/demo")
@@ -117,11 +123,11 @@ class Explainer:
         thresholds: Mapping[str, float | Sequence[float]] | None = None,
         layer: str | None = None,
         batch_size: int = 16,
-        scorecam_channels: int = 32,
+        scorecam_channels: int | None = 32,
     ):
-        if batch_size < 1 or scorecam_channels < 1:
+        if batch_size < 1 or (scorecam_channels is not None and scorecam_channels < 1):
             raise ExplainError(
-                "batch_size and scorecam_channels must be >= 1. "
+                "batch_size must be >= 1 and scorecam_channels >= 1 or None. "
                 f"Received: batch_size={batch_size}, scorecam_channels={scorecam_channels}"
             )
         self.model = model
@@ -133,6 +139,7 @@ class Explainer:
         self._attributes = {attribute.name: attribute for attribute in taxonomy.attributes}
         self._check_model()
         self._logit_models: dict[str, keras.Model] = {}
+        self._scorecam_visualisers: dict[tuple[str, int], Scorecam] = {}
 
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike, **kwargs) -> Explainer:
@@ -162,14 +169,20 @@ class Explainer:
         return self._attributes[name]
 
     def value_index(self, attribute: str, value: str) -> int:
-        """Position of `value` among the attribute's values; `ExplainError` listing them."""
-        values = self.attribute(attribute).values
-        if value not in values:
+        """Position of `value` among the attribute's values; `ExplainError` listing them.
+
+        The value is canonicalised as manifest cells are (case, spaces, `merge` synonyms).
+        """
+        settings = self.attribute(attribute)
+        name = canonical(value)
+        name = settings.merge.get(name, name)
+        values = settings.values
+        if name not in values:
             raise ExplainError(
                 f"unknown value {value!r} of attribute {attribute!r}; expected one of {values}. "
                 f"Received: value={value!r}"
             )
-        return values.index(value)
+        return values.index(name)
 
     def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Sigmoid scores of every attribute: attribute -> float32 [batch, values]."""
@@ -265,25 +278,36 @@ class Explainer:
 
     def _scorecam(self, images: np.ndarray, attribute: str, indices: np.ndarray) -> np.ndarray:
         cams = np.zeros((len(images), *self._feature_shape()), dtype=np.float32)
-        logits = self._logit_model(attribute).output
         available = int(self.model.get_layer(self.layer).output.shape[-1])
-        channels = min(self.scorecam_channels, available)
-        visualisers = {}
-        for index in np.unique(indices):
-            # Softmax of [logit, 0] is [sigmoid(logit), 1 - sigmoid(logit)]: see module docstring.
-            value_logit = logits[:, int(index)]
-            pair = keras.ops.stack([value_logit, keras.ops.zeros_like(value_logit)], axis=-1)
-            visualisers[index] = Scorecam(keras.Model(self.model.input, pair), clone=False)
-        # One image per call: tf-keras-vis picks the channels over the whole batch, which would
-        # make a heatmap depend on the other images of the batch.
-        with _quiet_progress_bars():
-            for row, index in enumerate(indices):
-                cams[row] = visualisers[index](
-                    CategoricalScore(0), images[row:row + 1], penultimate_layer=self.layer,
-                    seek_penultimate_conv_layer=False, max_N=channels, batch_size=channels,
-                    expand_cam=False, normalize_cam=False,
-                )[0]
+        exact = self.scorecam_channels is None or self.scorecam_channels >= available
+        # tf-keras-vis picks the Faster Score-CAM channels over all images of a call, so a
+        # heatmap would depend on the other images: one image per call unless every channel
+        # is used. Calls are also kept under _SCORECAM_MASKED_IMAGES masked copies in memory.
+        per_call = max(1, _SCORECAM_MASKED_IMAGES // available) if exact else 1
+        with _quiet_predict():
+            for index in np.unique(indices):
+                visualiser = self._scorecam_visualiser(attribute, int(index))
+                rows = np.flatnonzero(indices == index)
+                for start in range(0, len(rows), per_call):
+                    group = rows[start:start + per_call]
+                    cams[group] = visualiser(
+                        CategoricalScore(0), images[group], penultimate_layer=self.layer,
+                        seek_penultimate_conv_layer=False,
+                        max_N=None if exact else self.scorecam_channels,
+                        batch_size=_SCORECAM_PREDICT_BATCH, expand_cam=False, normalize_cam=False,
+                    )
         return cams
+
+    def _scorecam_visualiser(self, attribute: str, index: int) -> Scorecam:
+        """Kept per value: `model.predict` is traced once per model, not once per call."""
+        if (attribute, index) not in self._scorecam_visualisers:
+            # Softmax of [logit, 0] is [sigmoid(logit), 1 - sigmoid(logit)]: module docstring.
+            value_logit = self._logit_model(attribute).output[:, index]
+            pair = keras.ops.stack([value_logit, keras.ops.zeros_like(value_logit)], axis=-1)
+            self._scorecam_visualisers[attribute, index] = Scorecam(
+                keras.Model(self.model.input, pair), clone=False
+            )
+        return self._scorecam_visualisers[attribute, index]
 
     def _logit_model(self, attribute: str) -> keras.Model:
         if attribute not in self._logit_models:

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +36,13 @@ class LoadedImages:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _reason(error: tf.errors.OpError) -> str:
+    """The op error's message without TensorFlow's function and op decorations."""
+    message = (error.message or type(error).__name__).strip().splitlines()[0]
+    message = re.sub(r"\{\{.*?\}\}\s*", "", message)
+    return re.sub(r"\s*\[Op:.*$", "", message) or type(error).__name__
+
+
 def read_images(paths: Sequence[str | os.PathLike], size: int) -> LoadedImages:
     """Reads, decodes and resizes image files with `kattr.images.decode_and_resize`.
 
@@ -49,8 +57,7 @@ def read_images(paths: Sequence[str | os.PathLike], size: int) -> LoadedImages:
             failures.append((path, "file not found"))
             continue
         except tf.errors.OpError as error:
-            reason = (error.message or type(error).__name__).strip().splitlines()[0]
-            failures.append((path, f"cannot read or decode: {reason}"))
+            failures.append((path, f"cannot read or decode: {_reason(error)}"))
             continue
         kept.append(path)
     stacked = np.stack(images) if images else np.zeros((0, size, size, 3), np.float32)

@@ -32,7 +32,7 @@ __all__ = ["DEFAULT_COLORMAP", "render_contact_sheet", "render_overlay"]
 DEFAULT_COLORMAP = "inferno"
 _METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "scorecam": "Score-CAM"}
 _PANEL_INCHES = 2.3
-_SHEET_COLUMNS = 5
+_SHEET_COLUMNS = 6
 _DPI = 100
 
 

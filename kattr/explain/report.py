@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from kattr.explain.gallery import GalleryImage, GalleryOverlay, write_gallery
-from kattr.explain.gradcam import Explainer, Explanation
+from kattr.explain.gradcam import METHODS, Explainer, ExplainError, Explanation
 from kattr.explain.inputs import read_images
 from kattr.explain.render import DEFAULT_COLORMAP, render_contact_sheet, render_overlay
 from kattr.run_dir import write_json
@@ -109,6 +109,9 @@ def explain_files(
     if value is not None and attribute is None:
         raise ValueError("value: a value needs an attribute; pass attribute= as well. "
                          f"Received: value={value!r}")
+    if method not in METHODS:
+        raise ExplainError(f"unknown method {method!r}; expected one of {list(METHODS)}. "
+                           f"Received: method={method!r}")
     if attribute is not None:
         explainer.attribute(attribute)
         if value is not None:
