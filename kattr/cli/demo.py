@@ -1,7 +1,8 @@
 """`kattr-demo`: the main job end to end on a synthetic catalog the project draws itself.
 
 Steps: generate a catalog -> validate it -> statistics -> train -> evaluate (calibrated) ->
-export a SavedModel -> serve it with kattr-serve and query it over REST and gRPC.
+export a SavedModel -> serve it with kattr-serve and query it over REST and gRPC ->
+Grad-CAM explanations for a few test products.
 No network and no pretrained weights are needed.
 
 Typical usage:
