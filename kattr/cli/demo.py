@@ -37,7 +37,9 @@ def _step(title: str) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from kattr.config import load_config
     from kattr.evaluation import evaluate_run
-    from kattr.labels import read_manifest
+    from kattr.explain import Explainer, explain_files
+    from kattr.export import export_run
+    from kattr.labels import image_paths, read_manifest
     from kattr.metrics import report_to_markdown
     from kattr.stats import (
         attribute_state_counts,
@@ -90,7 +92,47 @@ def run_demo(args: argparse.Namespace) -> int:
     print(
         f"\nreport: {run_dir / 'eval' / 'report.md'}; curves: {run_dir / 'eval' / 'pr_curves.png'}"
     )
+
+    _step("6. export a SavedModel for TF Serving")
+    version_dir = export_run(run_dir, output / "export", name="kattr")
+    print(f"exported {version_dir}")
+
+    _step("7. serve it locally (same REST and gRPC APIs as TF Serving) and query it")
+    _query_server(version_dir.parent, config, catalog)
+
+    _step("8. explain: Grad-CAM per attribute for a few test products")
+    test_rows = frame[frame["split"] == "test"].head(4)
+    explanations = output / "explain"
+    explain_files(Explainer.from_run(run_dir), image_paths(test_rows, config), explanations)
+    print(f"overlays and contact sheets: {explanations}; open {explanations / 'index.html'}")
     return 0
+
+
+def _query_server(base_path: Path, config, catalog) -> None:
+    """Starts kattr-serve on free loopback ports, sends one REST and one gRPC request, stops."""
+    from kattr.client import PredictClient, read_value_names
+    from kattr.labels import read_manifest
+    from kattr.server import ServerOptions, serve
+
+    frame = read_manifest(catalog.manifest_path)
+    row = frame[frame["split"] == "test"].iloc[0]
+    image = (catalog.root / row[config.data.image_column]).read_bytes()
+    truth = {a.name: row[a.source_column] for a in config.taxonomy.attributes}
+    names = read_value_names(base_path)
+    with serve(base_path, ServerOptions(rest_port=0, grpc_port=0)) as server:
+        print(f"kattr-serve: REST {server.rest_url}, gRPC {server.grpc_target}")
+        clients = {
+            "REST": PredictClient.from_rest(server.rest_url, server.model_name, value_names=names),
+            "gRPC": PredictClient.from_grpc(
+                server.grpc_target, server.model_name, value_names=names
+            ),
+        }
+        print(f"product {row[config.data.image_column]}, catalog labels: {truth}")
+        for protocol, client in clients.items():
+            attributes = client.predict([image])[0]
+            labels = {name: result["labels"] for name, result in attributes.items()}
+            print(f"  {protocol:4s} predicted: {labels}")
+    print("server stopped")
 
 
 def main(argv: list[str] | None = None) -> int:
