@@ -107,7 +107,8 @@ def make_dataset(
     augment = build_augmentation(augmentation, seed=seed) if training and augmentation else None
     if augment is not None:
         dataset = dataset.map(
-            lambda images, y: (augment(images, training=True), y),
+            # Interpolation can overshoot by float rounding; keep pixels in [0, 255].
+            lambda images, y: (tf.clip_by_value(augment(images, training=True), 0.0, 255.0), y),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
