@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from kattr.cli._common import run
+from kattr.cli._sources import add_source_arguments, client_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,24 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "inputs", nargs="+", help="image files, folders of images, or CSV/Parquet manifests"
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--rest", metavar="URL", help="REST server, e.g. http://127.0.0.1:8501")
-    source.add_argument("--grpc", metavar="HOST:PORT", help="gRPC server, e.g. 127.0.0.1:8500")
-    source.add_argument(
-        "--model-dir", help="exported SavedModel (or base path) run in this process, no server"
-    )
-    parser.add_argument("--model-name", help="served model name (required with --rest/--grpc)")
-    parser.add_argument("--version", type=int, help="a specific model version (default: latest)")
-    parser.add_argument("--signature", default="serving_default", help="signature to run")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
-    parser.add_argument(
-        "--retries", type=int, default=3,
-        help="retries with backoff while the server is UNAVAILABLE",
-    )
-    parser.add_argument(
-        "--values-from", metavar="PATH",
-        help="kattr.json, export dir or base path naming the score values (servers only)",
-    )
+    add_source_arguments(parser, allow_run=False)
     parser.add_argument("--batch-size", type=int, default=32, help="images per request")
     parser.add_argument(
         "--image-root", help="folder for relative manifest paths (default: the manifest's folder)"
@@ -52,30 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _client(args: argparse.Namespace):
-    from kattr.client import PredictClient, read_value_names
-
-    arguments = {"retries": args.retries}
-    if args.values_from:
-        arguments["value_names"] = read_value_names(args.values_from)
-    if args.model_dir:
-        return PredictClient.from_model_dir(args.model_dir, args.signature, **arguments)
-    if not args.model_name:
-        raise ValueError("--model-name is required with --rest and --grpc")
-    factory = PredictClient.from_rest if args.rest else PredictClient.from_grpc
-    return factory(
-        args.rest or args.grpc, args.model_name, args.signature, args.version, args.timeout,
-        **arguments,
-    )
-
-
 def _predict(args: argparse.Namespace) -> int:
     from kattr.client import collect_images, write_predictions
     from kattr.server import ServingError
 
     images = collect_images(args.inputs, args.image_root, args.image_column)
     try:
-        with _client(args) as client:
+        with client_from_args(args) as client:
             records = list(client.predict_files(images, args.batch_size))
     except ServingError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,0 +1,419 @@
+"""Catalog applications on hand-made scores: no model, exact expectations.
+
+Enrichment, audit ranking, annotation selection, k-center greedy, the similarity index, the
+row alignment of `Scorer.score_files`, and the error messages of the APIs and CLIs.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from kattr.apps import CatalogScores, Scorer, enrich, k_center_greedy, manifest_images, select
+from kattr.apps.audit import QUEUE_COLUMNS, audit
+from kattr.apps.enrich import enrich_manifest, summary_table
+from kattr.apps.scoring import ImageDecodeError, view_bytes
+from kattr.apps.search import SearchError, SimilarityIndex, parse_where
+from kattr.apps.selection import AGGREGATES, STRATEGIES, attribute_uncertainty
+from kattr.config import config_from_dict
+from kattr.labels import LabelError, is_blank, write_manifest
+from kattr.postprocess import thresholds_for
+
+TAXONOMY = config_from_dict({
+    "data": {},
+    "taxonomy": {
+        "category_column": "category",
+        "categories": ["tshirt", "bag"],
+        "attributes": [
+            {"name": "colour", "values": ["red", "blue", "green"]},
+            {"name": "sleeve", "values": ["short", "long"], "applies_to": ["tshirt"]},
+            {"name": "occasion", "values": ["casual", "party"], "exclusive": False},
+        ],
+    },
+}).taxonomy
+
+
+def make_scores(frame, scores, embeddings=None, failed=(), thresholds=None):
+    """CatalogScores for `frame` with the given per-attribute scores (0.5 thresholds)."""
+    count = len(frame)
+    full = {a.name: np.full((count, len(a.values)), 0.1, np.float32) for a in TAXONOMY.attributes}
+    for name, values in scores.items():
+        full[name] = np.asarray(values, np.float32)
+    if embeddings is None:
+        embeddings = np.eye(count, 4, dtype=np.float32) + 0.01
+    from kattr.apps.scoring import ImageFailure
+
+    failures = [ImageFailure(row, f"img{row}.png", "file not found") for row in failed]
+    for row in failed:
+        for name in full:
+            full[name][row] = np.nan
+    return CatalogScores(
+        scores=full, embeddings=np.asarray(embeddings, np.float32), taxonomy=TAXONOMY,
+        thresholds=thresholds_for(TAXONOMY, thresholds),
+        paths=[f"img{i}.png" for i in range(count)], failures=failures, source={"kind": "test"},
+    )
+
+
+def cells(series):
+    """A column's cells with blanks (None, NaN) as None."""
+    return [None if is_blank(value) else value for value in series]
+
+
+def manifest(rows):
+    return pd.DataFrame(rows, columns=["image", "category", "colour", "sleeve", "occasion"])
+
+
+# --- enrichment
+
+
+def test_enrich_fills_blank_applicable_cells_with_decided_values_and_provenance():
+    frame = manifest([
+        ["a.png", "tshirt", None, None, None],      # everything blank: filled where confident
+        ["b.png", "bag", None, None, "casual"],     # sleeve does not apply to bags
+        ["c.png", "tshirt", "red", "long", None],   # catalog values are kept
+        ["d.png", "tshirt", None, None, None],      # unsure: left blank
+    ])
+    scores = make_scores(frame, {
+        "colour": [[0.1, 0.9, 0.2], [0.8, 0.1, 0.1], [0.1, 0.9, 0.1], [0.4, 0.3, 0.2]],
+        "sleeve": [[0.7, 0.2], [0.9, 0.1], [0.9, 0.1], [0.3, 0.4]],
+        "occasion": [[0.6, 0.8], [0.9, 0.9], [0.9, 0.1], [0.2, 0.1]],
+    })
+    result = enrich(frame, scores)
+    out = result.frame
+    assert cells(out["colour"]) == ["blue", "red", "red", None]
+    assert out["colour_source"].tolist() == ["model", "model", "catalog", ""]
+    assert out["colour_score"].tolist() == ["0.9000", "0.8000", "", ""]
+    assert cells(out["sleeve"]) == ["short", None, "long", None]
+    assert out["sleeve_source"].tolist() == ["model", "", "catalog", ""]
+    # Multi-label: every value over its threshold, the weakest score reported.
+    assert out.loc[0, "occasion"] == "casual|party" and out.loc[0, "occasion_score"] == "0.6000"
+    assert out.loc[1, "occasion"] == "casual" and out.loc[1, "occasion_source"] == "catalog"
+    assert result.summary["colour"] == {"blank": 3, "filled": 2, "left_blank": 1,
+                                        "failed_images": 0}
+    assert result.summary["sleeve"] == {"blank": 2, "filled": 1, "left_blank": 1,
+                                        "failed_images": 0}
+    assert "colour" in summary_table(result.summary)
+    # The input frame is not modified.
+    assert frame["colour"].isna().sum() == 3
+
+
+def test_enrich_min_score_is_stricter_and_failed_images_stay_blank():
+    frame = manifest([["a.png", "tshirt", None, "long", "casual"],
+                      ["b.png", "tshirt", None, "long", "casual"]])
+    scores = make_scores(frame, {"colour": [[0.7, 0.1, 0.1], [0.95, 0.1, 0.1]]}, failed=[1])
+    assert cells(enrich(frame, scores).frame["colour"]) == ["red", None]
+    strict = enrich(frame, scores, min_score=0.8)
+    assert strict.frame["colour"].isna().all()
+    assert strict.summary["colour"] == {"blank": 2, "filled": 0, "left_blank": 2,
+                                        "failed_images": 1}
+    with pytest.raises(ValueError, match="min_score must be in"):
+        enrich(frame, scores, min_score=1.5)
+
+
+def test_enriching_an_enriched_manifest_keeps_model_provenance():
+    frame = manifest([["a.png", "tshirt", None, "long", "casual"]])
+    scores = make_scores(frame, {"colour": [[0.1, 0.9, 0.1]]})
+    once = enrich(frame, scores).frame
+    twice = enrich(once, scores).frame
+    assert twice.loc[0, "colour_source"] == "model" and twice.loc[0, "colour_score"] == "0.9000"
+
+
+def test_enrich_manifest_never_overwrites_its_input(tmp_path):
+    path = tmp_path / "labels.csv"
+    write_manifest(manifest([["a.png", "tshirt", None, None, None]]), path)
+    with pytest.raises(ValueError, match="never overwrites its input"):
+        enrich_manifest(path, tmp_path / "." / "labels.csv", scorer=None)
+
+
+# --- audit
+
+
+def test_audit_ranks_confident_contradictions_by_margin_and_agreement():
+    frame = manifest([
+        ["a.png", "tshirt", "red", "long", "casual"],   # strong contradiction: blue 0.95
+        ["b.png", "tshirt", "red", "long", "casual"],   # weaker: blue 0.7 vs red 0.45
+        ["c.png", "tshirt", "red", "long", "casual"],   # agrees with the catalog
+        ["d.png", "tshirt", "red", "long", "casual"],   # no confident prediction
+        ["e.png", "bag", "green", None, "casual"],      # contradiction whose views disagree
+        ["f.png", "tshirt", "pink", "long", "casual"],  # unknown value: not audited
+    ])
+    colour = [[0.05, 0.95, 0.1], [0.45, 0.7, 0.1], [0.9, 0.1, 0.1], [0.3, 0.2, 0.1],
+              [0.1, 0.99, 0.01], [0.1, 0.99, 0.1]]
+    scores = make_scores(frame, {"colour": colour,
+                                 "sleeve": [[0.1, 0.9]] * 6, "occasion": [[0.9, 0.1]] * 6})
+    plain = audit(frame, scores)
+    assert list(plain.queue.columns) == QUEUE_COLUMNS
+    assert plain.queue["row"].tolist() == [5, 1, 2]
+    second = plain.queue.iloc[1]
+    assert (second["catalog_value"], second["predicted_value"]) == ("red", "blue")
+    assert second["margin"] == pytest.approx(0.9) and second["agreement"] == 1.0
+    assert plain.checked == {"colour": 5, "sleeve": 5, "occasion": 6}
+    # Views: row 5's mirrored and cropped copies predict green, so its evidence drops to a third
+    # (0.98 / 3), below row 1's (0.9) but still above row 2's (0.25).
+    flipped = [row[:] for row in colour]
+    flipped[4] = [0.1, 0.2, 0.9]
+    views = [make_scores(frame, {"colour": flipped, "sleeve": [[0.1, 0.9]] * 6,
+                                 "occasion": [[0.9, 0.1]] * 6})] * 2
+    with_views = audit(frame, scores, views=views)
+    assert with_views.queue["row"].tolist() == [1, 5, 2]
+    assert with_views.queue.iloc[1]["agreement"] == pytest.approx(1 / 3, abs=1e-4)
+    assert audit(frame, scores, top=1).queue["row"].tolist() == [5]
+    assert audit(frame, scores, min_score=0.9).queue["row"].tolist() == [5, 1]
+    with pytest.raises(ValueError, match="top must be >= 1"):
+        audit(frame, scores, top=0)
+
+
+def test_audit_multi_label_uses_the_probability_of_the_value_set():
+    frame = manifest([["a.png", "tshirt", "red", "long", "casual"]])
+    scores = make_scores(frame, {"colour": [[0.9, 0.1, 0.1]], "sleeve": [[0.1, 0.9]],
+                                 "occasion": [[0.9, 0.8]]})
+    row = audit(frame, scores).queue.iloc[0]
+    assert (row["attribute"], row["catalog_value"], row["predicted_value"]) == (
+        "occasion", "casual", "casual|party")
+    assert row["predicted_score"] == pytest.approx(0.9 * 0.8, abs=1e-4)
+    assert row["catalog_score"] == pytest.approx(0.9 * 0.2, abs=1e-4)
+
+
+# --- selection
+
+
+def test_select_prefers_uncertain_rows_with_blank_cells_and_respects_the_budget():
+    frame = manifest([
+        ["sure.png", "tshirt", None, "long", "casual"],
+        ["unsure.png", "tshirt", None, "long", "casual"],
+        ["labelled.png", "tshirt", "red", "long", "casual"],  # nothing to fill
+        ["half.png", "bag", None, None, "party"],             # sleeve n/a: colour only
+    ])
+    colour = [[0.98, 0.01, 0.01], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0.6, 0.5, 0.1]]
+    scores = make_scores(frame, {"colour": colour})
+    for strategy in STRATEGIES:
+        result = select(frame, scores, budget=2, strategy=strategy)
+        assert result.queue["image"].tolist() == ["unsure.png", "half.png"], strategy
+        assert result.queue["rank"].tolist() == [1, 2]
+        assert result.candidates == 3
+    everything = select(frame, scores, budget=10)
+    assert len(everything.queue) == 3 and "labelled.png" not in everything.queue["image"].tolist()
+    # Same columns as the manifest, blank cells kept blank, then uncertainty and rank.
+    assert list(everything.queue.columns) == [*frame.columns, "uncertainty", "rank"]
+    assert everything.queue["colour"].isna().all()
+    assert everything.queue["uncertainty"].is_monotonic_decreasing
+    with pytest.raises(ValueError, match="budget must be an integer >= 1"):
+        select(frame, scores, budget=0)
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        select(frame, scores, budget=1, strategy="random")
+
+
+def test_select_diversify_skips_near_duplicates():
+    frame = manifest([[f"{i}.png", "bag", None, None, "casual"] for i in range(4)])
+    colour = [[0.5, 0.5, 0.5], [0.5, 0.5, 0.49], [0.5, 0.49, 0.49], [0.6, 0.4, 0.3]]
+    embeddings = [[1, 0], [0.999, 0.01], [0.998, 0.02], [0, 1]]  # rows 0-2 look alike
+    scores = make_scores(frame, {"colour": colour}, embeddings=embeddings)
+    assert select(frame, scores, budget=2).rows.tolist() == [0, 1]
+    assert select(frame, scores, budget=2, diversify=True, pool_factor=2).rows.tolist() == [0, 3]
+
+
+def test_uncertainty_is_zero_when_sure_and_one_at_chance():
+    colour, _, occasion = TAXONOMY.attributes
+    scores = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
+    entropy = attribute_uncertainty(scores, colour, np.full(3, 0.5), "entropy")
+    margin = attribute_uncertainty(scores, colour, np.full(3, 0.5), "margin")
+    np.testing.assert_allclose(entropy, [0.0, 1.0], atol=1e-4)
+    np.testing.assert_allclose(margin, [0.0, 1.0], atol=1e-4)
+    binary = attribute_uncertainty(np.array([[1.0, 0.0], [0.5, 0.5]]), occasion,
+                                   np.full(2, 0.5), "entropy")
+    np.testing.assert_allclose(binary, [0.0, 1.0], atol=1e-4)
+
+
+def test_k_center_greedy_picks_the_farthest_point_each_time():
+    points = np.array([[0.0], [0.1], [5.0], [10.0], [10.1]])
+    assert k_center_greedy(points, 3).tolist() == [0, 4, 2]
+    assert k_center_greedy(points, 9).tolist()[:5] == [0, 4, 2, 1, 3]
+    # Already covered points (e.g. labelled products) count as centres.
+    assert k_center_greedy(points, 2, centers=np.array([[0.0], [10.0]])).tolist() == [2, 1]
+    assert len(k_center_greedy(points, 0)) == 0
+
+
+def test_cli_choices_match_the_api():
+    from kattr.apps.search import DEFAULT_APPEARANCE_WEIGHT
+    from kattr.cli import select as select_cli
+    from kattr.cli import similar as similar_cli
+
+    assert select_cli.STRATEGIES == STRATEGIES and select_cli.AGGREGATES == AGGREGATES
+    assert similar_cli.DEFAULT_APPEARANCE_WEIGHT == DEFAULT_APPEARANCE_WEIGHT
+
+
+# --- scoring: row alignment and failures
+
+
+def png_bytes(colour):
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_score_files_keeps_rows_aligned_and_names_failed_images(tmp_path):
+    (tmp_path / "red.png").write_bytes(png_bytes((255, 0, 0)))
+    (tmp_path / "blue.png").write_bytes(png_bytes((0, 0, 255)))
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    calls = []
+
+    def predict(images):
+        calls.append(len(images))
+        if any(not data.startswith(b"\x89PNG") for data in images):
+            raise ImageDecodeError("cannot decode")
+        red = [Image.open(io.BytesIO(data)).getpixel((0, 0))[0] / 255 for data in images]
+        scores = {a.name: np.tile(np.array(red)[:, None], (1, len(a.values)))
+                  for a in TAXONOMY.attributes}
+        return scores, np.array([[r, 1.0] for r in red])
+
+    scorer = Scorer(predict, TAXONOMY, thresholds_for(TAXONOMY), {"kind": "test"})
+    paths = [tmp_path / name for name in ("red.png", "missing.png", "broken.png", "blue.png")]
+    result = scorer.score_files(paths, batch_size=3)
+    assert [(f.row, f.reason) for f in result.failures] == [
+        (1, "file not found"), (2, "cannot decode: cannot decode")]
+    assert result.scored.tolist() == [True, False, False, True]
+    assert result.scores["colour"][:, 0].tolist()[0] == 1.0
+    assert np.isnan(result.scores["colour"][1:3]).all() and result.scores["colour"][3, 0] == 0
+    np.testing.assert_allclose(np.linalg.norm(result.embeddings[[0, 3]], axis=1), 1.0, rtol=1e-6)
+    assert calls == [2, 1, 1, 1]  # the refused batch was retried image by image
+    assert "row 2:" in result.failure_lines()[0]
+    flipped = scorer.score_files(paths[:1], view="flip")
+    assert flipped.scored.all()
+    with pytest.raises(ValueError, match="view must be one of"):
+        view_bytes(png_bytes((0, 0, 0)), "rotate")
+
+
+def test_manifest_images_names_the_missing_column_and_blank_rows(tmp_path):
+    path = tmp_path / "labels.csv"
+    write_manifest(pd.DataFrame({"picture": ["a.png"], "category": ["bag"]}), path)
+    with pytest.raises(LabelError, match="no image column 'image'.*picture"):
+        manifest_images(path)
+    write_manifest(pd.DataFrame({"image": ["a.png", ""], "category": ["bag", "bag"]}), path)
+    with pytest.raises(LabelError, match="row 2, column 'image': blank image path"):
+        manifest_images(path)
+    write_manifest(pd.DataFrame({"image": ["a.png", "/abs/b.png"]}), path)
+    frame, paths = manifest_images(path, image_root="/data")
+    assert paths == ["/data/a.png", "/abs/b.png"] and len(frame) == 2
+    assert manifest_images(path)[1][0] == str(tmp_path / "a.png")
+
+
+def test_apps_name_the_columns_the_taxonomy_needs():
+    frame = pd.DataFrame({"image": ["a.png"], "category": ["bag"], "colour": ["red"]})
+    scores = make_scores(manifest([["a.png", "bag", "red", None, None]]), {})
+    with pytest.raises(LabelError, match=r"lacks column\(s\) \['sleeve', 'occasion'\]"):
+        enrich(frame, scores)
+
+
+# --- similarity index
+
+
+def small_index(block_rows=65536):
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(7, 4)).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    appearance = rng.normal(size=(7, 768)).astype(np.float32)
+    appearance /= np.linalg.norm(appearance, axis=1, keepdims=True)
+    metadata = manifest([
+        [f"{i}.png", "tshirt" if i % 2 else "bag", ["red", "blue"][i % 2 == 0],
+         "long" if i % 2 else None, "casual|party" if i == 3 else "casual"]
+        for i in range(7)
+    ])
+    metadata["_row"] = [str(i + 1) for i in range(7)]
+    metadata["_path"] = [f"/abs/{i}.png" for i in range(7)]
+    return SimilarityIndex(embeddings, appearance, metadata, TAXONOMY, {"kind": "test"},
+                           block_rows=block_rows)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.75, 1.0])
+def test_index_search_is_exact_and_blocks_do_not_change_it(weight):
+    index, blocked = small_index(), small_index(block_rows=2)
+    queries, query_appearance = index.embeddings[[3, 5]], index.appearance[[3, 5]]
+    positions, distances = index.search(queries, query_appearance, k=7, appearance_weight=weight)
+    assert positions[:, 0].tolist() == [3, 5]
+    np.testing.assert_allclose(distances[:, 0], 0.0, atol=1e-5)
+    assert (np.diff(distances, axis=1) >= -1e-6).all()
+    expected = 1 - ((1 - weight) * queries @ index.embeddings.T
+                    + weight * query_appearance @ index.appearance.T)
+    np.testing.assert_allclose(np.sort(expected, axis=1), distances, atol=1e-5)
+    blocked_positions, blocked_distances = blocked.search(
+        queries, query_appearance, k=3, appearance_weight=weight)
+    np.testing.assert_array_equal(blocked_positions, positions[:, :3])
+    np.testing.assert_allclose(blocked_distances, distances[:, :3], atol=1e-6)
+
+
+def test_index_filters_saves_and_loads(tmp_path):
+    index = small_index(block_rows=3)
+    red = index.mask({"colour": "RED"})
+    assert red.tolist() == [i % 2 == 1 for i in range(7)]
+    assert index.mask({"occasion": "party"}).tolist() == [i == 3 for i in range(7)]
+    assert index.mask({"category": ["bag", "tshirt"]}).all()
+    positions, _ = index.search(index.embeddings[0], index.appearance[0], k=10, mask=red)
+    assert sorted(positions[0].tolist()) == [1, 3, 5]
+    index.save(tmp_path / "index")
+    loaded = SimilarityIndex.load(tmp_path / "index")
+    assert isinstance(loaded.embeddings, np.memmap) and len(loaded) == 7
+    assert loaded.source == {"kind": "test"} and loaded.metadata["_row"].tolist()[0] == "1"
+    np.testing.assert_allclose(
+        loaded.search(index.embeddings[2], index.appearance[2], k=3)[1],
+        index.search(index.embeddings[2], index.appearance[2], k=3)[1], atol=1e-6,
+    )
+    index.save(tmp_path / "index")  # an existing index is replaced
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "keep.txt").write_text("x")
+    with pytest.raises(SearchError, match="is not a kattr index"):
+        index.save(tmp_path / "other")
+    with pytest.raises(SearchError, match="not a kattr index"):
+        SimilarityIndex.load(tmp_path / "other")
+
+
+def test_index_filter_errors_name_the_column_or_value():
+    index = small_index()
+    with pytest.raises(SearchError, match="unknown column or attribute 'color'.*'colour'"):
+        index.mask({"color": "red"})
+    with pytest.raises(SearchError, match="'pink' is not a value of attribute 'colour'"):
+        index.mask({"colour": "pink"})
+    with pytest.raises(SearchError, match="'shoe' is not a category"):
+        index.mask({"category": "shoe"})
+    with pytest.raises(SearchError, match="expected COLUMN=VALUE"):
+        parse_where(["colour"])
+    assert parse_where(["colour=red", "colour=blue", "category=bag"]) == {
+        "colour": ["red", "blue"], "category": ["bag"]}
+    with pytest.raises(SearchError, match="appearance_weight must be in"):
+        index.search(index.embeddings[0], index.appearance[0], appearance_weight=2.0)
+    with pytest.raises(SearchError, match="k must be >= 1"):
+        index.search(index.embeddings[0], index.appearance[0], k=0)
+
+
+def test_clis_reject_bad_arguments_before_loading_a_model(tmp_path, capsys):
+    from kattr.cli import select as select_cli
+    from kattr.cli import similar as similar_cli
+
+    path = tmp_path / "labels.csv"
+    write_manifest(manifest([["a.png", "tshirt", None, None, None]]), path)
+    code = select_cli.main([str(path), "--run", str(tmp_path / "no-run"), "--budget", "0",
+                            "--output", str(tmp_path / "queue.csv")])
+    assert code == 2 and "--budget must be >= 1" in capsys.readouterr().err
+    small_index().save(tmp_path / "index")
+    code = similar_cli.main(["q.png", "--index", str(tmp_path / "index"), "--where", "size=xl"])
+    assert code == 2 and "unknown column or attribute 'size'" in capsys.readouterr().err
+    code = similar_cli.main(["q.png", "--index", str(tmp_path / "index"), "--k", "0"])
+    assert code == 2 and "--k must be >= 1" in capsys.readouterr().err
+
+
+def test_open_scorer_needs_exactly_one_source_and_server_metadata():
+    from kattr.apps import open_scorer, open_source
+
+    with pytest.raises(ValueError, match="exactly one model source"):
+        open_scorer()
+    with pytest.raises(ValueError, match="exactly one model source"):
+        open_scorer(run="runs/a", model_dir="exports/a")
+    with pytest.raises(ValueError, match="--model-name is required"):
+        open_scorer(rest="http://127.0.0.1:1", values_from="exports/a")
+    with pytest.raises(ValueError, match="--values-from is required"):
+        open_scorer(grpc="127.0.0.1:1", model_name="shirts")
+    with pytest.raises(ValueError, match="unknown model source kind 'ftp'"):
+        open_source({"kind": "ftp"})
