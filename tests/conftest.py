@@ -41,3 +41,36 @@ def model_server(request: pytest.FixtureRequest, serving_base_path):
 
     with start_server(request.param, serving_base_path) as server:
         yield server
+
+
+# --- A model trained once per session on a noisy synthetic catalog (learning and catalog apps).
+
+TRAINED_IMAGES = 600
+TRAINED_NOISE_RATE = 0.1  # share of labelled cells given a wrong value (truth.csv flags them)
+TRAINED_OVERRIDES = [
+    "train.epochs=12",
+    "train.optimizer.learning_rate=0.001",
+    "train.optimizer.decay_rate=1.0",
+    "train.augmentation.enabled=false",
+    "train.batch_size=16",
+    "train.early_stopping_patience=null",
+]
+
+
+@pytest.fixture(scope="session")
+def trained_synthetic_run(tmp_path_factory: pytest.TempPathFactory):
+    """`(catalog, run_dir)`: 600 noisy synthetic images of 64 px and a run trained on them.
+
+    Trained once per session (about 5 minutes on 2 cores); tests must not modify either folder.
+    """
+    from kattr.config import load_config
+    from kattr.training import train
+
+    root = tmp_path_factory.mktemp("trained")
+    catalog = generate_catalog(
+        root / "catalog", count=TRAINED_IMAGES, seed=0, image_size=64, missing_rate=0.1,
+        noise_rate=TRAINED_NOISE_RATE,
+    )
+    config = load_config(catalog.config_path, TRAINED_OVERRIDES)
+    result = train(config, root / "run", verbose=0)
+    return catalog, result.run_dir

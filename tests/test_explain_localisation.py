@@ -28,38 +28,24 @@ from kattr.explain import Explainer, area_share, mass_inside
 from kattr.explain.inputs import read_images
 from kattr.model import build_model
 from kattr.run_dir import load_run
-from kattr.synth import generate_catalog
-from kattr.training import train
 
 pytestmark = pytest.mark.slow
 
-IMAGES = 600
-EPOCHS = 8
 LAYER = "block5c_add"  # 4x4 at 64 px
 METHOD = "scorecam"
 EXPLAINED_IMAGES = 24
-OVERRIDES = [
-    f"train.epochs={EPOCHS}",
-    "train.optimizer.decay_rate=1.0",
-    "train.optimizer.learning_rate=0.002",
-    "train.augmentation.enabled=false",
-    "train.batch_size=16",
-    "train.early_stopping_patience=null",
-]
 # Mass inside the box divided by the box's area share, averaged over the explained images.
 BOUND = 1.45
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    return generate_catalog(
-        tmp_path_factory.mktemp("localisation") / "catalog", count=IMAGES, seed=0, image_size=64
-    )
+def catalog(trained_synthetic_run):
+    return trained_synthetic_run[0]
 
 
 @pytest.fixture(scope="module")
 def config(catalog):
-    return load_config(catalog.config_path, OVERRIDES)
+    return load_config(catalog.config_path)
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +80,8 @@ def _train_images(catalog, truth) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def trained(catalog, config, truth, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("localisation") / "run"
-    train(config, run_dir, verbose=0)
-    loaded_config, model, thresholds = load_run(run_dir)
+def trained(trained_synthetic_run, catalog, truth):
+    loaded_config, model, thresholds = load_run(trained_synthetic_run[1])
     _refresh_batch_norm(model, _train_images(catalog, truth))
     return Explainer(model, loaded_config.taxonomy, thresholds, layer=LAYER, batch_size=32)
 
