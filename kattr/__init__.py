@@ -34,6 +34,12 @@ _EXPORTS = {
     "export_run": "kattr.export",
     "serve": "kattr.server",
     "PredictClient": "kattr.client",
+    "Scorer": "kattr.apps",
+    "enrich_manifest": "kattr.apps",
+    "audit_manifest": "kattr.apps",
+    "select_manifest": "kattr.apps",
+    "index_manifest": "kattr.apps",
+    "similar": "kattr.apps",
 }
 
 __all__ = sorted(_EXPORTS)
