@@ -73,7 +73,7 @@ def keras_predictor(model_path: Path, image_size: int) -> Predict:
     import kattr.layers  # noqa: F401 - registers kattr's layers for deserialisation
     from kattr.images import decode_and_resize
 
-    model = keras.saving.load_model(model_path)
+    model = keras.saving.load_model(model_path, compile=False)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def decode(images):
