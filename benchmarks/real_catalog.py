@@ -5,7 +5,7 @@
 instead of masked (`train.loss.missing_as_negative: true`). Trained from scratch (no download)
 at 64 px for a bounded number of epochs; every variant sees the same split and seed.
 
-Typical usage (about 3.5 minutes per epoch and variant at 64 px on 2 CPU cores):
+Typical usage (about 2.5 minutes per epoch and variant at 64 px on 2 CPU cores):
     python benchmarks/real_catalog.py --epochs 3 --output /tmp/kattr-real
 """
 
