@@ -93,12 +93,26 @@ def test_filters_keep_only_matching_neighbours(indexed):
     assert len(rare) == int((index.metadata["colour"] == "purple").sum())
     with pytest.raises(SearchError, match="unknown column or attribute 'color'"):
         similar(index, indexed.scorer, query, where={"color": "red"})
-    # A query outside the index takes the model's predicted colour for --same colour.
-    copy = indexed.copies["jpeg60"][0]
-    by_colour = similar(index, indexed.scorer, copy, k=5, same=["colour"])
-    assert by_colour["colour"].nunique() <= 1
     with pytest.raises(SearchError, match="not in the index"):
-        similar(index, indexed.scorer, copy, same=["category"])
+        similar(index, indexed.scorer, indexed.copies["jpeg60"][0], same=["category"])
+
+
+def test_same_attribute_of_an_outside_query_is_the_models_prediction(indexed, monkeypatch):
+    """--same colour for an image outside the index filters on its predicted colour."""
+    index, scorer = indexed.index, indexed.scorer
+    copies = indexed.copies["jpeg60"]
+    scores = scorer.score_files(copies).scores["colour"]
+    confident = np.flatnonzero(scores.max(axis=1) >= scorer.thresholds["colour"].max())
+    assert len(confident), "the trained model predicts no colour for any query"
+    copy = copies[confident[0]]
+    colours = next(a.values for a in scorer.taxonomy.attributes if a.name == "colour")
+    predicted = colours[int(scores[confident[0]].argmax())]
+    by_colour = similar(index, scorer, copy, k=5, same=["colour"])
+    assert len(by_colour) == 5 and (by_colour["colour"] == predicted).all()
+    # No value clears the threshold: nothing to filter on, said plainly.
+    monkeypatch.setitem(scorer.thresholds, "colour", np.full_like(scorer.thresholds["colour"], 2))
+    with pytest.raises(SearchError, match="--same colour: the query has no value"):
+        similar(index, scorer, copy, same=["colour"])
 
 
 def test_similar_cli_prints_json_neighbours_from_the_index_source(indexed, capsys):
