@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
         return run("kattr-demo", *(argv[1:] or ["--output", "demo"]))
     if argv[0] == "test":
         ruff = run("ruff", "check", ".")
-        tests = run("python", "-m", "pytest", "-q", *argv[1:])
+        tests = run("python", "-m", "pytest", "-q", "-rs", "--durations=10", *argv[1:])
         return tests or ruff
     return 0
 

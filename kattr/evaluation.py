@@ -20,7 +20,12 @@ import numpy as np
 
 from kattr.catalog import Catalog, load_catalog
 from kattr.config import Config
-from kattr.metrics import evaluation_report, report_to_markdown
+from kattr.metrics import (
+    average_precision,
+    evaluation_report,
+    labelled_rows,
+    report_to_markdown,
+)
 from kattr.pipeline import SkipCounter, make_dataset
 from kattr.postprocess import thresholds_for
 from kattr.run_dir import RunDir, load_run, write_json
@@ -74,16 +79,16 @@ def plot_precision_recall(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import average_precision_score, precision_recall_curve
+    from sklearn.metrics import precision_recall_curve
 
     figure, axis = plt.subplots(figsize=(6, 5))
     for name, target in targets.items():
-        labelled = np.all(target >= 0, axis=1)
-        truth, score = target[labelled].ravel(), scores[name][labelled].ravel()
-        if truth.size == 0 or truth.min() == truth.max():
+        ap = average_precision(target, scores[name])
+        labelled = labelled_rows(target)
+        truth, score = target[labelled].ravel() == 1, scores[name][labelled].ravel()
+        if ap is None or truth.all():
             continue
         precision, recall, _ = precision_recall_curve(truth, score)
-        ap = average_precision_score(truth, score)
         axis.plot(recall, precision, label=f"{name} (AP {ap:.2f})")
     axis.set(
         xlabel="recall",

@@ -1,4 +1,4 @@
-"""Metrics: the paper's average accuracy (eq. 2), precision, recall and F1.
+"""Metrics: the paper's average accuracy (eq. 2), precision, recall, F1 and average precision.
 
 Two forms share `kattr.postprocess.decide`:
 - streaming Keras metrics for `compile(metrics=...)`, over labelled rows only, so the history
@@ -29,6 +29,7 @@ __all__ = [
     "AverageAccuracy",
     "MaskedF1",
     "average_accuracy",
+    "average_precision",
     "build_metrics",
     "evaluation_report",
     "labelled_rows",
@@ -179,6 +180,30 @@ def _optional(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
+def average_precision(targets: np.ndarray, scores: np.ndarray) -> float | None:
+    """Micro average precision over the values of one attribute: threshold-free ranking quality.
+
+    Every (labelled row, value) pair is one binary decision ranked by its score; missing rows
+    are left out, not-applicable rows count as negatives. A constant score gives the share of
+    positives, a perfect ranking 1.
+
+    Returns:
+        The average precision, or None when no labelled pair is positive.
+
+    Example:
+        >>> targets = np.array([[1, 0], [0, 0], [-1, -1]])
+        >>> average_precision(targets, np.array([[0.9, 0.2], [0.1, 0.3], [0.5, 0.5]]))
+        1.0
+    """
+    from sklearn.metrics import average_precision_score
+
+    keep = labelled_rows(targets)
+    truth = np.asarray(targets)[keep].ravel() == 1
+    if not truth.any():
+        return None
+    return float(average_precision_score(truth, np.asarray(scores)[keep].ravel()))
+
+
 def _ratio(numerator, denominator):
     return np.divide(numerator, denominator, out=np.zeros(np.shape(numerator)),
                      where=np.asarray(denominator) > 0)
@@ -192,7 +217,9 @@ def _precision_recall_f1(true_positives, false_positives, false_negatives) -> tu
     return precision, recall, f1
 
 
-def _attribute_rows(target: np.ndarray, decisions: np.ndarray, name: str, threshold) -> tuple:
+def _attribute_rows(
+    target: np.ndarray, scores: np.ndarray, decisions: np.ndarray, name: str, threshold
+) -> tuple:
     # Counted by hand: scikit-learn reads a one-value attribute as binary, not multi-label.
     keep = labelled_rows(target)
     truth = target[keep] == 1
@@ -203,6 +230,7 @@ def _attribute_rows(target: np.ndarray, decisions: np.ndarray, name: str, thresh
     row = {
         "attribute": name,
         "average_accuracy": _optional(average_accuracy(target, decisions)),
+        "average_precision": average_precision(target, scores),
         "support": int(keep.sum()),
         "missing": int((~keep).sum()),
         "not_applicable": int((~truth).all(axis=1).sum()),
@@ -235,19 +263,20 @@ def evaluation_report(
 
     Returns:
         `{"attributes": [...], "values": [...], "mean_average_accuracy": float | None}`: one
-        row per attribute (average_accuracy, precision/recall/f1 `_micro` and `_macro`,
-        support = labelled rows, missing, not_applicable, threshold) and one per value
+        row per attribute (average_accuracy, average_precision (threshold-free), precision/
+        recall/f1 `_micro` and `_macro`, support = labelled rows, missing, not_applicable,
+        threshold) and one per value
         (attribute, value, precision, recall, f1, support = positive rows).
     """
     per_value_thresholds = thresholds_for(taxonomy, thresholds)
     attribute_rows, value_rows = [], []
     for attribute in taxonomy.attributes:
         target = np.asarray(targets[attribute.name])
+        score = np.asarray(scores[attribute.name], dtype=np.float32)
         threshold = per_value_thresholds[attribute.name]
-        decisions = decide(np.asarray(scores[attribute.name], dtype=np.float32), threshold,
-                           attribute.exclusive)
+        decisions = decide(score, threshold, attribute.exclusive)
         shown = float(threshold[0]) if np.all(threshold == threshold[0]) else threshold.tolist()
-        row, per_value = _attribute_rows(target, decisions, attribute.name, shown)
+        row, per_value = _attribute_rows(target, score, decisions, attribute.name, shown)
         attribute_rows.append(row)
         for value, precision, recall, f1, support in zip(attribute.values, *per_value, strict=True):
             value_rows.append({
@@ -264,8 +293,9 @@ def evaluation_report(
 
 
 _ATTRIBUTE_COLUMNS = [
-    "attribute", "average_accuracy", "precision_micro", "recall_micro", "f1_micro",
-    "precision_macro", "recall_macro", "f1_macro", "support", "missing", "not_applicable",
+    "attribute", "average_accuracy", "average_precision", "precision_micro", "recall_micro",
+    "f1_micro", "precision_macro", "recall_macro", "f1_macro", "support", "missing",
+    "not_applicable",
 ]
 _VALUE_COLUMNS = ["attribute", "value", "precision", "recall", "f1", "support"]
 

@@ -153,6 +153,7 @@ class _Shoulders:
     arm_width: float
     short_length: float
     long_length: float
+    gap: float
 
 
 def _zipf(count: int, exponent: float) -> np.ndarray:
@@ -197,7 +198,9 @@ def _tshirt(body: ImageDraw.ImageDraw, solid: ImageDraw.ImageDraw, layout: _Layo
              layout.center_x + neck_width / 2, y0 + neck_depth),
         fill=0,
     )
-    return _Shoulders(x0, x0 + width, y0, layout.length(0.13), 0.3 * height, 0.85 * height)
+    return _Shoulders(
+        x0, x0 + width, y0, layout.length(0.13), 0.3 * height, 0.85 * height, layout.length(0.04)
+    )
 
 
 def _dress(body: ImageDraw.ImageDraw, solid: ImageDraw.ImageDraw, layout: _Layout):
@@ -219,7 +222,8 @@ def _dress(body: ImageDraw.ImageDraw, solid: ImageDraw.ImageDraw, layout: _Layou
     )
     # Long sleeves end at the waist so that the widening skirt never enters the sleeve boxes.
     return _Shoulders(
-        x0, x0 + bodice_width, y0, layout.length(0.11), 0.35 * bodice_height, bodice_height
+        x0, x0 + bodice_width, y0, layout.length(0.11), 0.35 * bodice_height, bodice_height,
+        layout.length(0.04),
     )
 
 
@@ -271,13 +275,22 @@ _BODY_DRAWERS: dict[str, Callable[..., _Shoulders | None]] = {
 def _draw_sleeves(
     solid: ImageDraw.ImageDraw, shoulders: _Shoulders, sleeve: str
 ) -> list[list[int]]:
-    """Draws both arms; returns the long-sleeve boxes, the sleeve's evidence region."""
+    """Draws both arms; returns the long-sleeve boxes, the sleeve's evidence region.
+
+    Each arm hangs a little apart from the torso, joined to it at the shoulder, so its length
+    shows as a bar of its own instead of widening the silhouette.
+    """
     length = {"short": shoulders.short_length, "long": shoulders.long_length}.get(sleeve, 0.0)
+    gap, width, top = shoulders.gap, shoulders.arm_width, shoulders.top
     boxes = []
-    for x0 in (shoulders.left - shoulders.arm_width, shoulders.right):
-        x1 = x0 + shoulders.arm_width
-        _fill(solid, x0, shoulders.top, x1, shoulders.top + length)
-        boxes.append(_box(x0, shoulders.top, x1, shoulders.top + shoulders.long_length))
+    for x0 in (shoulders.left - gap - width, shoulders.right + gap):
+        x1 = x0 + width
+        _fill(solid, x0, top, x1, top + length)
+        boxes.append(_box(x0, top, x1, top + shoulders.long_length))
+    if length:
+        shoulder = min(length, 0.5 * width)
+        _fill(solid, shoulders.left - gap, top, shoulders.left, top + shoulder)
+        _fill(solid, shoulders.right, top, shoulders.right + gap, top + shoulder)
     return boxes
 
 
@@ -311,7 +324,7 @@ def _draw_marks(
     draw: ImageDraw.ImageDraw, occasion: tuple[str, ...], size: int, rng: np.random.Generator
 ) -> list[list[int]]:
     """Draws one mark per occasion tag in its slot of the top band; returns the mark boxes."""
-    side = max(6, round(0.15 * size))
+    side = max(6, round(0.18 * size))
     margin = round(0.06 * size)
     slots = {"casual": margin, "party": (size - side) // 2, "sport": size - margin - side}
     top = round(0.03 * size) + int(rng.integers(0, 2))

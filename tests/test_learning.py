@@ -1,15 +1,25 @@
-"""The model really learns the synthetic catalog: a short run beats the majority baseline.
+"""The model really learns the synthetic catalog: held-out scores beat a constant answer.
 
-Uses the session's `trained_synthetic_run` (600 images of 64 px, 10% blank and 10% wrong labels,
-12 epochs from scratch at lr 1e-3, about 5 minutes on 2 cores). Measured on the held-out (val)
-rows: mean ROC AUC over values colour 0.84, pattern 0.86, occasion 0.80, sleeve 0.62 (an
-untrained model: about 0.5); colour average accuracy 0.63 against a majority baseline of 0.37.
-Earlier recipes (8 epochs, lr 2e-3) gave colour 0.74-0.96 and pattern 0.78-0.95 with large
-run-to-run spread (thread scheduling makes runs differ), so the bounds below keep a wide margin.
+Uses the session's `trained_synthetic_run`: 1,200 images of 48 px with 10% blank and 10% wrong
+labels, trained from scratch for 20 epochs at lr 1e-3 decayed by 0.9 per epoch (about 7 minutes
+on 2 cores). It is measured on every held-out row (val and test: 360 rows). Each attribute is
+checked twice:
+- ranking: mean ROC AUC over values, no threshold (an untrained model scores about 0.5);
+- eq. (2) at the run's 0.5 thresholds, against always answering the training split's most
+  frequent value set.
 
-Thresholded accuracy is noisy this early in training (a value just under 0.5 counts as no
-prediction), so every attribute is checked on ranking (AUC) and colour also on eq. (2). Sleeve
-(arm length, a few pixels at 64 px) is the weakest: it is asserted only above chance.
+Three trainings of this recipe on the development machine gave:
+
+| attribute | mean AUC          | eq. (2) - majority baseline |
+|-----------|-------------------|-----------------------------|
+| colour    | 0.87 / 0.87 / 0.85 | +0.25 / +0.24 / +0.19       |
+| pattern   | 0.89 / 0.90 / 0.88 | +0.26 / +0.28 / +0.25       |
+| sleeve    | 0.73 / 0.82 / 0.79 | +0.21 / +0.29 / +0.27       |
+| occasion  | 0.92 / 0.95 / 0.89 | +0.33 / +0.36 / +0.27       |
+
+Shorter recipes left one attribute at its priors in some runs (see `tests/conftest.py`), so the
+bounds sit about 0.1 under the weakest run. A model that learned nothing about an attribute
+(untrained, or trained with its targets sent to another head) ranks near 0.5 and fails.
 """
 
 import numpy as np
@@ -24,9 +34,9 @@ from kattr.run_dir import load_run
 pytestmark = pytest.mark.slow
 
 # Held-out mean ROC AUC bound per attribute.
-AUC_BOUNDS = {"colour": 0.7, "pattern": 0.7, "occasion": 0.65, "sleeve": 0.55}
+AUC_BOUNDS = {"colour": 0.75, "pattern": 0.75, "occasion": 0.75, "sleeve": 0.62}
 # Held-out average accuracy (eq. 2) must beat the majority baseline by this much.
-ACCURACY_MARGINS = {"colour": 0.1}
+ACCURACY_MARGINS = {"colour": 0.1, "pattern": 0.1, "occasion": 0.1, "sleeve": 0.08}
 
 
 def majority_baseline(train_targets, val_targets):
@@ -54,24 +64,27 @@ def mean_auc(targets: np.ndarray, scores: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def evaluated(trained_synthetic_run):
-    """`(catalog, val targets, val scores, val decisions)` of the session's trained run."""
+    """`(train targets, held-out targets, scores, decisions)` of the session's trained run.
+
+    Held out = the val and test rows together: neither is trained on, and one split alone
+    holds too few sleeved products for a stable measure.
+    """
     _, run_dir = trained_synthetic_run
     config, model, thresholds = load_run(run_dir)
     catalog = load_catalog(config)
-    targets, scores, skipped = predict_catalog(model, config, catalog.subset("val"))
+    held_out = catalog.take(np.flatnonzero(np.isin(catalog.splits, ["val", "test"])))
+    targets, scores, skipped = predict_catalog(model, config, held_out)
     assert skipped == 0
     decisions = decide_attributes(scores, config.taxonomy, thresholds)
-    return catalog, targets, scores, decisions
+    return catalog.subset("train").targets, targets, scores, decisions
 
 
 @pytest.mark.parametrize("attribute", sorted(ACCURACY_MARGINS))
 def test_attribute_is_learned_above_the_majority_baseline(evaluated, attribute):
-    catalog, targets, _, decisions = evaluated
-    baseline = majority_baseline(
-        catalog.subset("train").targets[attribute], catalog.subset("val").targets[attribute]
-    )
+    train_targets, targets, _, decisions = evaluated
+    baseline = majority_baseline(train_targets[attribute], targets[attribute])
     accuracy = average_accuracy(targets[attribute], decisions[attribute])
-    print(f"{attribute}: val average accuracy {accuracy:.3f}, majority baseline {baseline:.3f}")
+    print(f"{attribute}: held-out average accuracy {accuracy:.3f}, majority {baseline:.3f}")
     assert accuracy > baseline + ACCURACY_MARGINS[attribute], (attribute, accuracy, baseline)
 
 
@@ -80,5 +93,5 @@ def test_scores_rank_true_values_above_the_others(evaluated, attribute):
     """Ranking quality, independent of thresholds: held-out ROC AUC per value, averaged."""
     _, targets, scores, _ = evaluated
     auc = mean_auc(targets[attribute], scores[attribute])
-    print(f"{attribute}: val mean AUC {auc:.3f}")
+    print(f"{attribute}: held-out mean AUC {auc:.3f}")
     assert auc > AUC_BOUNDS[attribute], (attribute, auc)

@@ -10,6 +10,7 @@ from kattr.metrics import (
     AverageAccuracy,
     MaskedF1,
     average_accuracy,
+    average_precision,
     build_metrics,
     evaluation_report,
     report_to_markdown,
@@ -132,6 +133,21 @@ def test_evaluation_report_attribute_rows():
     assert logo["average_accuracy"] == pytest.approx(2 / 4)
     assert (logo["precision_micro"], logo["recall_micro"]) == (0.5, 0.5)
     assert report()["mean_average_accuracy"] == pytest.approx((OCCASION_EQ2 + 3 / 4 + 2 / 4) / 3)
+
+
+def test_average_precision_ranks_labelled_pairs_and_ignores_missing_rows():
+    targets = np.array([[1, 0], [0, 0], [-1, -1], [0, 1]])  # labelled, N/A, missing, labelled
+    perfect = np.array([[0.9, 0.2], [0.1, 0.3], [0.99, 0.99], [0.4, 0.8]])
+    assert average_precision(targets, perfect) == pytest.approx(1.0)  # the missing row is out
+    # Positives ranked 1st and 3rd (0.8 > 0.6 > 0.5): AP = (1/1 + 2/3) / 2.
+    mixed = np.array([[0.5, 0.2], [0.1, 0.6], [0.99, 0.99], [0.4, 0.8]])
+    assert average_precision(targets, mixed) == pytest.approx((1 + 2 / 3) / 2)
+    assert average_precision(targets, np.full((4, 2), 0.5)) == pytest.approx(2 / 6)  # base rate
+    assert average_precision(np.array([[0, 0], [-1, -1]]), np.ones((2, 2))) is None
+    rows = {row["attribute"]: row for row in report()["attributes"]}
+    targets, scores = report_inputs()
+    assert rows["occasion"]["average_precision"] == pytest.approx(
+        average_precision(targets["occasion"], scores["occasion"]))
 
 
 def test_evaluation_report_value_rows():
