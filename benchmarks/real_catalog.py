@@ -68,7 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "configs" / "fashion-products.yaml"))
     parser.add_argument("--source", default=str(ROOT.parent / "shared/data/fashion-products"))
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--output", default="/tmp/kattr-real-catalog")
     args = parser.parse_args()
 
