@@ -10,7 +10,9 @@ the models are timed in interleaved rounds, so load from other processes hits al
   feed-forward).
 
 `--image-dir` also times the training tf.data pipeline alone (decode, resize, augment) on the
-JPEG files of a folder.
+JPEG files of a folder. `--precision-variants` adds (b) under the `mixed_float16` policy, with
+XLA (`jit_compile`), and with both, side by side in the same rounds (for GPU machines; on a CPU
+float16 is emulated and slower).
 
 Typical usage:
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/train_throughput.py --steps 5 --rounds 4
@@ -37,7 +39,7 @@ from kattr.config import (
 )
 from kattr.losses import build_losses
 from kattr.metrics import build_metrics
-from kattr.model import build_model
+from kattr.model import build_model, precision_policy
 from kattr.pipeline import make_dataset
 
 
@@ -71,12 +73,20 @@ def plain_model(image_size: int, classes: int) -> keras.Model:
     return model
 
 
-def kattr_model(config: Config, with_metrics: bool) -> keras.Model:
-    """The kattr model compiled with its masked losses (and streaming metrics)."""
-    model = build_model(config)
+def kattr_model(
+    config: Config, with_metrics: bool, mixed_precision: bool = False, jit_compile: bool = False
+) -> keras.Model:
+    """The kattr model compiled with its masked losses (and streaming metrics).
+
+    `mixed_precision` builds it under the `mixed_float16` policy (restored afterwards), as
+    `train.mixed_precision` does; `jit_compile` compiles its train step with XLA.
+    """
+    with precision_policy(mixed_precision):
+        model = build_model(config)
     losses, loss_weights = build_losses(config)
     metrics = build_metrics(config) if with_metrics else None
-    model.compile(optimizer="adam", loss=losses, loss_weights=loss_weights, metrics=metrics)
+    model.compile(optimizer="adam", loss=losses, loss_weights=loss_weights, metrics=metrics,
+                  jit_compile=jit_compile)
     return model
 
 
@@ -153,6 +163,8 @@ def main() -> None:
     parser.add_argument("--attention-width", type=int, action="append", default=None,
                         help="extra kattr runs at these attention widths (repeatable)")
     parser.add_argument("--image-dir", help="also time the tf.data pipeline on the *.jpg here")
+    parser.add_argument("--precision-variants", action="store_true",
+                        help="also time (b) with mixed_float16, with XLA, and with both")
     parser.add_argument("--pipeline-batches", type=int, default=20)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
@@ -172,6 +184,13 @@ def main() -> None:
         config = benchmark_config(size, **settings)
         model = kattr_model(config, with_metrics=not args.no_metrics)
         runs[name] = (model, _repeated(images, kattr_targets(config, batch, rng)))
+    if args.precision_variants:
+        config = benchmark_config(size)
+        targets = _repeated(images, kattr_targets(config, batch, rng))
+        for name, mixed, xla in (("kattr-mixed", True, False), ("kattr-xla", False, True),
+                                 ("kattr-mixed-xla", True, True)):
+            model = kattr_model(config, not args.no_metrics, mixed_precision=mixed, jit_compile=xla)
+            runs[name] = (model, targets)
     results = interleaved_throughput(runs, batch, args.steps, args.warmup, args.rounds)
     if args.image_dir:
         paths = sorted(str(path) for path in Path(args.image_dir).glob("*.jpg"))

@@ -15,6 +15,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import keras
 
 from kattr.config import Config
@@ -26,6 +29,7 @@ __all__ = [
     "build_model",
     "embedding_model",
     "last_conv_layer_name",
+    "precision_policy",
 ]
 
 IMAGE_INPUT = "image"
@@ -45,6 +49,23 @@ def _backbone_weights(config: Config) -> str | None:
             f"(*.weights.h5). Received: {weights!r} (resolved to {path})"
         )
     return str(path)
+
+
+@contextlib.contextmanager
+def precision_policy(mixed_precision: bool) -> Iterator[None]:
+    """Models built inside compute in `mixed_float16` when asked; the global policy is restored.
+
+    Example:
+        >>> with precision_policy(config.train.mixed_precision):
+        ...     model = build_model(config)
+    """
+    previous = keras.mixed_precision.global_policy()
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def build_model(config: Config) -> keras.Model:

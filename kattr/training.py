@@ -27,7 +27,7 @@ from kattr.distribute import select_strategy
 from kattr.evaluation import evaluate_model
 from kattr.losses import balanced_positive_weights, build_losses
 from kattr.metrics import build_metrics
-from kattr.model import build_model
+from kattr.model import build_model, precision_policy
 from kattr.pipeline import SkipCounter, make_dataset
 from kattr.run_dir import RunDir, write_json
 from kattr.sampling import plan_sampling
@@ -160,10 +160,7 @@ def train(
     train_data, val_data = _datasets(config, train_split, val_split, counters)
     steps_per_epoch = math.ceil(len(train_split) / config.train.batch_size)
 
-    previous_policy = keras.mixed_precision.global_policy()
-    if config.train.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
+    with precision_policy(config.train.mixed_precision):
         with select_strategy().scope():
             model = build_model(config)
             losses, loss_weights = build_losses(config, positive_weights)
@@ -183,8 +180,6 @@ def train(
             verbose=verbose,
         )
         seconds = time.time() - started
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
 
     best_model = keras.saving.load_model(run.model, compile=False, safe_mode=True)
     report = evaluate_model(best_model, config, val_split, output_dir=run.eval)

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from kattr.config import config_from_dict, load_config
 from kattr.losses import build_losses
-from kattr.model import build_model, embedding_model, last_conv_layer_name
+from kattr.model import build_model, embedding_model, last_conv_layer_name, precision_policy
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 SIZE = 64  # 2x2 spatial tokens
@@ -125,15 +125,22 @@ def test_attention_settings(settings, width, has_block):
 
 
 def test_mixed_precision_keeps_outputs_float32():
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
+    with precision_policy(mixed_precision=True):
         built = build_model(tiny_config(size=32))
-        scores = built(images(size=32))
-        assert built.get_layer("branches").compute_dtype == "float16"
-        assert all(value.dtype == "float32" for value in scores.values())
-        assert built.get_layer("embedding").output.dtype == "float32"
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    assert keras.mixed_precision.global_policy().name == "float32"
+    scores = built(images(size=32))
+    assert built.get_layer("branches").compute_dtype == "float16"
+    assert all(value.dtype == "float32" for value in scores.values())
+    assert built.get_layer("embedding").output.dtype == "float32"
+
+
+def test_precision_policy_is_restored_after_an_error():
+    with pytest.raises(RuntimeError), precision_policy(mixed_precision=True):
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"
+        raise RuntimeError("build failed")
+    assert keras.mixed_precision.global_policy().name == "float32"
+    with precision_policy(mixed_precision=False):
+        assert keras.mixed_precision.global_policy().name == "float32"
 
 
 def test_backbone_weights_are_loaded_from_a_local_file(tmp_path):

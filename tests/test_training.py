@@ -100,3 +100,20 @@ def test_optimizer_schedule_decays_per_epoch():
     assert float(schedule(25)) == pytest.approx(1e-5 * 0.75**2)
     adamw = build_optimizer(OptimizerConfig(name="adamw", weight_decay=0.01), 10)
     assert isinstance(adamw, keras.optimizers.AdamW)
+
+
+def test_mixed_precision_training_keeps_float32_scores_and_restores_the_policy(
+    synthetic_catalog, tmp_path
+):
+    overrides = TINY + ["train.epochs=1", "train.mixed_precision=true"]
+    config = load_config(synthetic_catalog.config_path, overrides)
+    result = train(config, tmp_path / "mixed", verbose=0)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    with open(RunDir(result.run_dir).history) as handle:
+        losses = [float(row["loss"]) for row in csv.DictReader(handle)]
+    assert losses and all(np.isfinite(losses))
+    _, model, _ = load_run(result.run_dir)
+    assert model.get_layer("branches").compute_dtype == "float16"
+    scores = model(np.zeros((2, 32, 32, 3), "float32"))
+    assert all(value.dtype == "float32" for value in scores.values())
+    assert result.epochs_run == 1
