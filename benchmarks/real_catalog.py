@@ -32,6 +32,13 @@ VARIANTS = {
 }
 
 
+def with_mean(row: dict[str, float | None]) -> dict[str, float | None]:
+    """The row with a `mean` entry over its attributes that have a score."""
+    import numpy as np
+
+    return {**row, "mean": float(np.nanmean([v for v in row.values() if v is not None]))}
+
+
 def constant_baselines(config, split: str = "test") -> dict[str, dict[str, float]]:
     """Eq. (2) and AP on `split` of a constant answer: the training split's most frequent value
     set (eq. 2), and the same score for every value (AP = share of positives)."""
@@ -50,9 +57,7 @@ def constant_baselines(config, split: str = "test") -> dict[str, dict[str, float
         truth = held_out.targets[name]
         rows["average_accuracy"][name] = average_accuracy(truth, constant)
         rows["average_precision"][name] = average_precision(truth, np.zeros(truth.shape))
-    for row in rows.values():
-        row["mean"] = float(np.nanmean([v for v in row.values() if v is not None]))
-    return rows
+    return {metric: with_mean(row) for metric, row in rows.items()}
 
 
 def print_table(title: str, table: dict[str, dict[str, float]]) -> None:
@@ -71,8 +76,6 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--output", default="/tmp/kattr-real-catalog")
     args = parser.parse_args()
-
-    import numpy as np
 
     from kattr.config import load_config
     from kattr.evaluation import evaluate_run
@@ -94,9 +97,7 @@ def main() -> None:
         train(config, run, verbose=2)
         report = evaluate_run(run, split="test", calibrate=True)
         for metric, table in tables.items():
-            row = {r["attribute"]: r[metric] for r in report["attributes"]}
-            row["mean"] = float(np.nanmean([v for v in row.values() if v is not None]))
-            table[name] = row
+            table[name] = with_mean({r["attribute"]: r[metric] for r in report["attributes"]})
         print(f"{name}: {time.time() - started:.0f} s", flush=True)
     for metric, row in constant_baselines(base).items():
         tables[metric]["constant answer"] = row
