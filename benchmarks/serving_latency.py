@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from kattr.client import PredictClient, resolve_version_dir
-from kattr.client.model_files import METADATA_PATH
+from kattr.client.model_files import METADATA_PATH, image_shape_from_metadata
 from kattr.client.transports import InProcessTransport
 
 BATCH_SIZE = 32
@@ -41,14 +41,14 @@ LOAD_CLIENTS = 8
 Predict = Callable[[Sequence[bytes]], object]
 
 
-def synthetic_images(count: int, size: int, seed: int = 0) -> list[bytes]:
-    """JPEG images of smooth random colour fields, `size` pixels square."""
+def synthetic_images(count: int, shape: tuple[int, int], seed: int = 0) -> list[bytes]:
+    """JPEG images of smooth random colour fields of `shape` (height, width) pixels."""
     rng = np.random.default_rng(seed)
     images = []
     for _ in range(count):
         corners = rng.uniform(0, 255, (4, 3))
-        y = np.linspace(0.0, 1.0, size)[:, None, None]
-        x = np.linspace(0.0, 1.0, size)[None, :, None]
+        y = np.linspace(0.0, 1.0, shape[0])[:, None, None]
+        x = np.linspace(0.0, 1.0, shape[1])[None, :, None]
         pixels = (corners[0] * (1 - y) * (1 - x) + corners[1] * (1 - y) * x
                   + corners[2] * y * (1 - x) + corners[3] * y * x)
         buffer = io.BytesIO()
@@ -65,7 +65,7 @@ def folder_images(folder: Path, count: int) -> list[bytes]:
     return [paths[i % len(paths)].read_bytes() for i in range(count)]
 
 
-def keras_predictor(model_path: Path, image_size: int) -> Predict:
+def keras_predictor(model_path: Path, image_shape: tuple[int, int]) -> Predict:
     """kattr.images decoding (compiled, as in the export) then `predict_on_batch`, in-process."""
     import keras
     import tensorflow as tf
@@ -78,9 +78,9 @@ def keras_predictor(model_path: Path, image_size: int) -> Predict:
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def decode(images):
         return tf.map_fn(
-            lambda image: decode_and_resize(image, image_size),
+            lambda image: decode_and_resize(image, image_shape),
             images,
-            fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32),
+            fn_output_signature=tf.TensorSpec([*image_shape, 3], tf.float32),
         )
 
     def predict(images: Sequence[bytes]):
@@ -241,14 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     base_path = version_dir.parent if version_dir == args.export else args.export
     metadata_file = version_dir / METADATA_PATH
     metadata = json.loads(metadata_file.read_text()) if metadata_file.exists() else {}
-    image_size = int(metadata.get("image_size", 224))
+    image_shape = image_shape_from_metadata(metadata, str(metadata_file)) or (224, 224)
     images = (folder_images(args.images, BATCH_SIZE) if args.images
-              else synthetic_images(BATCH_SIZE, image_size))
+              else synthetic_images(BATCH_SIZE, image_shape))
 
     paths: dict[str, dict] = {}
     keras_model = find_keras_model(args.keras_model)
     if keras_model is not None:
-        paths["keras"] = measure(keras_predictor(keras_model, image_size), images,
+        paths["keras"] = measure(keras_predictor(keras_model, image_shape), images,
                                  args.requests, args.batches)
     paths["saved_model"] = measure(InProcessTransport(version_dir).predict, images,
                                    args.requests, args.batches)
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         result["throughput_ratio"] = (
             result["batch32_images_per_s"] / paths[baseline]["batch32_images_per_s"]
         )
-    results = {"export": str(version_dir), "image_size": image_size, "baseline": baseline,
+    results = {"export": str(version_dir), "image_size": list(image_shape), "baseline": baseline,
                "paths": paths, "load_test": load}
 
     print(f"{'path':<18}{'p50 ms':>9}{'p99 ms':>9}{'img/s@32':>10}{'p50 x':>8}{'thr x':>8}")

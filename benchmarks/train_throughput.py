@@ -14,6 +14,8 @@ JPEG files of a folder. `--precision-variants` adds (b) under the `mixed_float16
 XLA (`jit_compile`), and with both, side by side in the same rounds (for GPU machines; on a CPU
 float16 is emulated and slower).
 
+`--image-size` is one side (a square) or `HEIGHTxWIDTH`, e.g. `128x100` for portrait photos.
+
 Typical usage:
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/train_throughput.py --steps 5 --rounds 4
 """
@@ -28,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kattr._image_shape import as_image_shape
 from kattr.config import (
     AttributeConfig,
     AugmentationConfig,
@@ -44,7 +47,7 @@ from kattr.pipeline import make_dataset
 
 
 def benchmark_config(
-    image_size: int, attributes: int = 49, values: int = 6, **model_settings
+    image_size: int | list[int], attributes: int = 49, values: int = 6, **model_settings
 ) -> Config:
     """A config with `attributes` exclusive attributes of `values` values each."""
     return Config(
@@ -62,10 +65,11 @@ def benchmark_config(
     )
 
 
-def plain_model(image_size: int, classes: int) -> keras.Model:
+def plain_model(image_size: int | list[int], classes: int) -> keras.Model:
     """EfficientNetB0 (random weights) with global average pooling and one softmax head."""
     backbone = keras.applications.EfficientNetB0(
-        include_top=False, weights=None, input_shape=(image_size, image_size, 3), pooling="avg"
+        include_top=False, weights=None, input_shape=(*as_image_shape(image_size), 3),
+        pooling="avg",
     )
     outputs = keras.layers.Dense(classes, activation="softmax")(backbone.output)
     model = keras.Model(backbone.input, outputs)
@@ -133,7 +137,7 @@ def interleaved_throughput(
 
 
 def measure_input_pipeline(
-    paths: list[str], image_size: int, batch_size: int, batches: int,
+    paths: list[str], image_size: int | list[int], batch_size: int, batches: int,
     augmentation: AugmentationConfig | None = None,
 ) -> float:
     """Images/s of the training tf.data pipeline alone (read, decode, resize, augment, batch).
@@ -154,7 +158,8 @@ def measure_input_pipeline(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--image-size", type=_image_size, default=96,
+                        help="one side (a square) or HEIGHTxWIDTH, e.g. 128x100")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per model and round")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved timing rounds")
@@ -169,7 +174,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     size, batch = args.image_size, args.batch_size
-    images = rng.uniform(0, 255, (batch, size, size, 3)).astype(np.float32)
+    images = rng.uniform(0, 255, (batch, *as_image_shape(size), 3)).astype(np.float32)
 
     runs = {}
     labels = rng.integers(0, 6, batch)
@@ -205,6 +210,14 @@ def main() -> None:
         )
     if args.image_dir:
         print(f"{'tf.data training pipeline':>18}: {pipeline:6.1f} img/s ({len(paths)} files)")
+
+def _image_size(text: str) -> int | list[int]:
+    """`96` -> 96 (a square); `128x100` -> [128, 100] (height, width), as `data.image_size`."""
+    sides = [int(side) for side in text.lower().split("x")]
+    if len(sides) > 2:
+        raise argparse.ArgumentTypeError(f"expected SIDE or HEIGHTxWIDTH. Received: {text!r}")
+    return sides[0] if len(sides) == 1 else sides
+
 
 def _repeated(images: np.ndarray, targets) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensors((images, targets)).repeat()

@@ -1,6 +1,8 @@
 """kattr: multi-task visual attribute extraction for e-commerce catalogs.
 
-The public API is re-exported here and imported lazily (TensorFlow loads on first use).
+The public API is re-exported here and imported lazily (TensorFlow loads on first use). The
+custom Keras objects register themselves as soon as Keras is imported (`kattr._registration`),
+so `keras.saving.load_model(path, safe_mode=True)` works after a plain `import kattr`.
 
 Example:
     >>> import kattr
@@ -9,6 +11,8 @@ Example:
 """
 
 from importlib import import_module
+
+from kattr import _registration
 
 __version__ = "0.1.0"
 
@@ -49,3 +53,6 @@ def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'kattr' has no attribute {name!r}")
+
+
+_registration.install()

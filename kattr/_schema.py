@@ -62,6 +62,9 @@ def convert(hint: Any, value: Any, path: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # `X | None`: X's own error keeps its full key path
+            return convert(options[0], value, path)
         errors = []
         for arg in (a for a in args if a is not type(None)):
             try:

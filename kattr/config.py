@@ -19,11 +19,13 @@ from typing import Any, Literal
 
 import yaml
 
+from kattr._image_shape import as_image_shape
 from kattr._schema import ConfigError, from_data, to_data
 
 __all__ = [
     "AttributeConfig",
     "AugmentationConfig",
+    "CategoryOutputConfig",
     "Config",
     "ConfigError",
     "CurationConfig",
@@ -36,6 +38,7 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "canonical",
+    "category_output_attribute",
     "config_from_dict",
     "load_config",
     "save_config",
@@ -43,6 +46,8 @@ __all__ = [
 
 RESERVED_OUTPUT_NAMES = ("embedding",)
 SECTIONS = ("data", "taxonomy", "model", "train", "curation")
+# EfficientNet reduces a side 32-fold: smaller images leave no spatial token map.
+MIN_IMAGE_SIDE = 32
 
 
 def canonical(value: Any) -> str:
@@ -54,17 +59,28 @@ def canonical(value: Any) -> str:
 class SplitConfig:
     """How rows are assigned to train/val/test.
 
+    Without the split column, a row's split is a function of its key alone (see
+    `kattr.catalog.split_of_key`), so adding or dropping rows never moves other rows, and rows
+    sharing a key always share a split.
+
     Args:
         column: manifest column holding `train`/`val`/`test`; used when present in the manifest.
-        val_fraction: share of rows drawn for validation when the column is absent.
-        test_fraction: share of rows drawn for test when the column is absent.
-        seed: seed of the random assignment.
+        val_fraction: share of keys assigned to validation when the column is absent.
+        test_fraction: share of keys assigned to test when the column is absent.
+        seed: seed hashed with each key; another seed gives another assignment.
+        key_column: manifest column whose value decides a row's split (e.g. a product `id`);
+            None uses the image path as written in `data.image_column`.
+
+    Example:
+        >>> SplitConfig(key_column="id", seed=3).val_fraction
+        0.15
     """
 
     column: str = "split"
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     seed: int = 0
+    key_column: str | None = None
 
 
 @dataclass
@@ -75,21 +91,44 @@ class DataConfig:
         manifest: CSV or Parquet file, one row per image.
         image_root: folder that relative image paths are resolved against.
         image_column: manifest column with the image path.
-        image_size: side of the square the images are resized to.
+        image_size: the size images are resized to (aspect kept, padded with white): an
+            int for a square, or `[height, width]`, e.g. `[128, 100]` for portrait
+            photos. Every side >= 32. Read it through `image_shape`.
         on_unknown: what a value outside the taxonomy does: `error`, `missing` or `drop` (the row).
         splits: train/val/test assignment.
         cache: cache decoded images in memory after the first epoch.
         shuffle_buffer: size of the shuffle buffer of the training pipeline.
+
+    Example:
+        >>> DataConfig(image_size=[128, 100]).image_shape
+        (128, 100)
     """
 
     manifest: str = "labels.csv"
     image_root: str = "."
     image_column: str = "image"
-    image_size: int = 224
+    image_size: int | list[int] = 224
     on_unknown: Literal["error", "missing", "drop"] = "error"
     splits: SplitConfig = field(default_factory=SplitConfig)
     cache: bool = False
     shuffle_buffer: int = 1024
+
+    def __post_init__(self):
+        if isinstance(self.image_size, tuple):  # a list, so the saved YAML stays plain
+            self.image_size = list(self.image_size)
+        _image_shape(self.image_size)  # a bad size fails when the config is made
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """`(height, width)` of the model's input images, from either form of `image_size`."""
+        return _image_shape(self.image_size)
+
+
+def _image_shape(image_size) -> tuple[int, int]:
+    try:
+        return as_image_shape(image_size, "data.image_size", minimum=MIN_IMAGE_SIDE)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 @dataclass
@@ -121,6 +160,30 @@ class AttributeConfig:
 
 
 @dataclass
+class CategoryOutputConfig:
+    """The predicted product type: one more exclusive output over the taxonomy's categories.
+
+    On load it becomes an ordinary `AttributeConfig` appended to `taxonomy.attributes` (values
+    = `categories`, column = `category_column`, merge = `category_merge`, applies to every
+    category), so the model, loss, metrics, export, client and apps treat it like any other
+    attribute (the Flipkart paper's 49th branch). A blank category cell is a missing label.
+
+    Args:
+        name: the output's name; must differ from every attribute's name. Defaults to
+            `product_type`.
+        weight: weight of its loss (`w_t` in eq. 1). Defaults to 1.0.
+
+    Example:
+        >>> taxonomy = load_config("configs/paper.yaml").taxonomy
+        >>> taxonomy.category_attribute.values == taxonomy.categories
+        True
+    """
+
+    name: str = "product_type"
+    weight: float = 1.0
+
+
+@dataclass
 class TaxonomyConfig:
     """Categories and attributes of a catalog.
 
@@ -129,7 +192,10 @@ class TaxonomyConfig:
         categories: the category values.
         separator: separator of multi-valued cells, e.g. ``"casual|party"``.
         category_merge: synonym -> canonical category.
-        attributes: the attributes, one head each.
+        attributes: the attributes, one head each. After loading, the last one is the
+            product-type output when `category_output` is set (see `category_attribute`).
+        category_output: the predicted product type (`CategoryOutputConfig`); null switches
+            it off. Defaults to an output named `product_type`.
     """
 
     category_column: str
@@ -137,6 +203,27 @@ class TaxonomyConfig:
     attributes: list[AttributeConfig]
     separator: str = "|"
     category_merge: dict[str, str] = field(default_factory=dict)
+    category_output: CategoryOutputConfig | None = field(default_factory=CategoryOutputConfig)
+
+    @property
+    def category_attribute(self) -> AttributeConfig | None:
+        """The product-type output among `attributes`; None when off or not materialised."""
+        if self.category_output is None:
+            return None
+        for attribute in self.attributes:
+            if attribute.name == self.category_output.name:
+                return attribute
+        return None
+
+    @property
+    def declared_attributes(self) -> list[AttributeConfig]:
+        """The attributes as written in the config: `attributes` without the product type."""
+        derived = self.category_attribute
+        return [a for a in self.attributes if a is not derived]
+
+    def is_category_output(self, attribute: AttributeConfig) -> bool:
+        """True for the product-type output (its target is the category cell)."""
+        return attribute is self.category_attribute
 
 
 @dataclass
@@ -156,6 +243,13 @@ class ModelConfig:
         branch_units: hidden layer sizes of each attribute branch (the paper uses two).
         branch_dropout: dropout after each hidden branch layer.
         embedding_dropout: dropout on the pooled feature before the branches.
+        output_stride: 32 (EfficientNetB0 as published) or 16 (its last stride-2 stage keeps
+            its resolution: twice the token map per side for small catalog photos; see
+            `kattr.backbones`).
+        drop_connect_rate: stochastic depth of the backbone's residual blocks (Keras: 0.2).
+        output_bias: `zeros`, or `prior`: each output's bias starts at the log-odds of the
+            value's frequency on the training split, so training does not spend its first
+            steps learning the priors (most values of a large taxonomy are rare).
         batchnorm_momentum: momentum of the backbone's batch-norm statistics; null keeps
             Keras' 0.99. Short from-scratch runs need a faster average (e.g. 0.9), or the
             inference-mode statistics lag far behind the weights.
@@ -172,25 +266,38 @@ class ModelConfig:
     branch_units: list[int] = field(default_factory=lambda: [256, 128])
     branch_dropout: float = 0.1
     embedding_dropout: float = 0.0
+    output_stride: Literal[16, 32] = 32
+    drop_connect_rate: float = 0.2
+    output_bias: Literal["zeros", "prior"] = "zeros"
     batchnorm_momentum: float | None = None
 
 
 @dataclass
 class OptimizerConfig:
-    """Optimizer and learning-rate schedule (exponential decay once per `decay_epochs`).
+    """Optimizer and learning-rate schedule.
 
     Args:
         name: `adam` or `adamw`.
-        learning_rate: initial learning rate (paper: 1e-5).
-        decay_rate: multiplicative decay (paper: 0.75); 1.0 disables it.
-        decay_epochs: epochs between decays.
+        learning_rate: initial (exponential) or peak (cosine) learning rate (paper: 1e-5).
+        schedule: `exponential` (the paper): `learning_rate * decay_rate ** k` after k whole
+            `decay_epochs`. `cosine`: a linear warm-up from 0 to `learning_rate` over
+            `warmup_epochs`, then a cosine decay to 0 at the end of the `train.epochs` epochs.
+        decay_rate: exponential only: multiplicative decay (paper: 0.75); 1.0 disables it.
+        decay_epochs: exponential only: epochs between decays.
+        warmup_epochs: cosine only: epochs of linear warm-up (may be fractional), less than
+            `train.epochs`; 0 starts the decay at once.
         weight_decay: AdamW weight decay.
+
+    Example:
+        >>> OptimizerConfig(schedule="cosine", warmup_epochs=1.0)  # YAML: train.optimizer
     """
 
     name: Literal["adam", "adamw"] = "adam"
     learning_rate: float = 1e-3
+    schedule: Literal["exponential", "cosine"] = "exponential"
     decay_rate: float = 0.75
     decay_epochs: float = 1.0
+    warmup_epochs: float = 0.0
     weight_decay: float = 1e-4
 
 
@@ -356,6 +463,7 @@ def _canonicalise_taxonomy(taxonomy: TaxonomyConfig) -> None:
             raise ConfigError(
                 f"taxonomy.category_merge.{source}: merges into unknown category {target!r}"
             )
+    _drop_materialised_category_output(taxonomy)
     if not taxonomy.attributes:
         raise ConfigError("taxonomy.attributes: expected at least one attribute")
     names = [a.name for a in taxonomy.attributes]
@@ -390,15 +498,95 @@ def _canonicalise_taxonomy(taxonomy: TaxonomyConfig) -> None:
             raise ConfigError(f"{path}.weight: expected >= 0, received {attribute.weight}")
     if not taxonomy.separator:
         raise ConfigError("taxonomy.separator: expected a non-empty string")
+    _add_category_output(taxonomy)
+
+
+def category_output_attribute(taxonomy: TaxonomyConfig) -> AttributeConfig:
+    """The `AttributeConfig` that `taxonomy.category_output` stands for (canonical taxonomy).
+
+    Example:
+        >>> category_output_attribute(taxonomy).source_column == taxonomy.category_column
+        True
+    """
+    output = taxonomy.category_output
+    if output is None:
+        raise ValueError("taxonomy.category_output is null: no product-type output")
+    return AttributeConfig(
+        name=output.name,
+        values=list(taxonomy.categories),
+        column=taxonomy.category_column,
+        exclusive=True,
+        applies_to=None,
+        merge=dict(taxonomy.category_merge),
+        weight=output.weight,
+    )
+
+
+def _is_materialised(attribute: AttributeConfig, taxonomy: TaxonomyConfig) -> bool:
+    """True when `attribute` is exactly the product-type output (a saved, loaded taxonomy)."""
+    derived = category_output_attribute(taxonomy)
+    return (
+        attribute.name == derived.name
+        and attribute.source_column == derived.column
+        and [canonical(v) for v in attribute.values] == derived.values
+        and attribute.exclusive
+        and attribute.applies_to is None
+        and {canonical(k): canonical(v) for k, v in attribute.merge.items()} == derived.merge
+        and attribute.weight == derived.weight
+    )
+
+
+def _drop_materialised_category_output(taxonomy: TaxonomyConfig) -> None:
+    """Removes a product-type output already materialised (so loading twice adds it once);
+    any other attribute with its name is a clash."""
+    output = taxonomy.category_output
+    if output is None:
+        return
+    for i, attribute in enumerate(taxonomy.attributes):
+        if attribute.name != output.name:
+            continue
+        if not _is_materialised(attribute, taxonomy):
+            raise ConfigError(
+                f"taxonomy.attributes[{i}].name: {attribute.name!r} is the name of the "
+                "predicted product type (taxonomy.category_output.name); rename the attribute, "
+                "give the product type another name, or set taxonomy.category_output: null"
+            )
+        del taxonomy.attributes[i]
+        return
+
+
+def _add_category_output(taxonomy: TaxonomyConfig) -> None:
+    output = taxonomy.category_output
+    if output is None:
+        return
+    path = "taxonomy.category_output"
+    if not output.name.isidentifier() or output.name in RESERVED_OUTPUT_NAMES:
+        raise ConfigError(
+            f"{path}.name: expected a Python identifier other than {RESERVED_OUTPUT_NAMES}"
+            f", received {output.name!r}"
+        )
+    if output.weight < 0:
+        raise ConfigError(f"{path}.weight: expected >= 0, received {output.weight}")
+    taxonomy.attributes.append(category_output_attribute(taxonomy))
 
 
 def _check_ranges(config: Config) -> None:
     checks = [
-        ("data.image_size", config.data.image_size >= 32, ">= 32"),
         ("train.epochs", config.train.epochs >= 1, ">= 1"),
         ("train.batch_size", config.train.batch_size >= 1, ">= 1"),
         ("train.threshold", 0.0 < config.train.threshold < 1.0, "between 0 and 1"),
+        (
+            "train.optimizer.warmup_epochs",
+            config.train.optimizer.warmup_epochs == 0
+            or (
+                config.train.optimizer.schedule == "cosine"
+                and 0 < config.train.optimizer.warmup_epochs < config.train.epochs
+            ),
+            "0, or with schedule cosine between 0 and train.epochs "
+            f"(Received: {config.train.optimizer.warmup_epochs})",
+        ),
         ("model.num_heads", config.model.num_heads >= 1, ">= 1"),
+        ("model.drop_connect_rate", 0 <= config.model.drop_connect_rate < 1, "in [0, 1)"),
         ("model.branch_units", all(u >= 1 for u in config.model.branch_units), "positive sizes"),
         (
             "data.splits",
@@ -474,9 +662,18 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
 
 
 def config_to_dict(config: Config) -> dict:
-    """Plain data for a config (paths as written, not resolved)."""
+    """Plain data for a config (paths as written, not resolved).
+
+    The product-type output is left out of `taxonomy.attributes` (it is derived again from
+    `taxonomy.category_output` on load), so a saved config reads as the one written.
+    """
     data = to_data(config)
     data.pop("base_dir", None)
+    derived = config.taxonomy.category_attribute
+    if derived is not None:
+        data["taxonomy"]["attributes"] = [
+            to_data(a) for a in config.taxonomy.attributes if a is not derived
+        ]
     return data
 
 

@@ -2,7 +2,7 @@
 
     BASE_PATH/NAME/VERSION/
       saved_model.pb, variables/     signatures `serving_default` and `predict_images`
-      assets.extra/kattr.json        taxonomy, thresholds, image size and the run's config
+      assets.extra/kattr.json        taxonomy, thresholds, image size [height, width], config
       assets.extra/tf_serving_warmup_requests
 
 `serving_default` takes `image_bytes` (tf.string [batch], JPEG/PNG/BMP/GIF) and decodes and
@@ -10,7 +10,10 @@ resizes them in the graph with `kattr.images.decode_and_resize`, the function tr
 `predict_images` takes float32 pixels [batch, height, width, 3] in [0, 255] (resized in the
 graph unless already the model's size). Both return, per attribute, `<attr>_scores` (float32
 [batch, values]) and `<attr>_labels` (the value name where `kattr.postprocess.decide` selects
-it, "" elsewhere), and `embedding` (float32 [batch, width], L2-normalised).
+it, "" elsewhere), and `embedding` (float32 [batch, width], L2-normalised). With the
+taxonomy's product-type output (`taxonomy.category_output`, e.g. `product_type_scores`), an
+attribute's labels are "" on images whose predicted product type (the highest-scoring one) is
+outside its `applies_to`: at serving only the image is known. Scores are never masked.
 
 The graph holds core TensorFlow ops only, without XLA, so the real `tensorflow_model_server`
 runs it. A version is written to a hidden folder beside it and renamed into place, so a
@@ -39,13 +42,24 @@ import numpy as np
 import tensorflow as tf
 
 import kattr
-from kattr.client.model_files import METADATA_PATH
+from kattr._schema import to_data
 from kattr.config import Config, config_to_dict
-from kattr.images import decode_and_resize, resize_to_square
+from kattr.images import decode_and_resize, resize_to_fit
 from kattr.model import EMBEDDING_LAYER
-from kattr.postprocess import decide, thresholds_for
-from kattr.server.protos import DEFAULT_SIGNATURE, predict_request
-from kattr.server.warmup import WARMUP_PATH, write_warmup_requests
+from kattr.postprocess import applicability_table, decide, mask_not_applicable, thresholds_for
+from kattr.server.protos import predict_request
+from kattr.server.warmup import write_warmup_requests
+from kattr.serving_contract import (
+    DEFAULT_SIGNATURE,
+    EMBEDDING_OUTPUT,
+    IMAGE_BYTES_INPUT,
+    IMAGES_INPUT,
+    IMAGES_SIGNATURE,
+    METADATA_PATH,
+    WARMUP_PATH,
+    labels_output,
+    scores_output,
+)
 
 __all__ = [
     "EMBEDDING_OUTPUT",
@@ -58,14 +72,10 @@ __all__ = [
     "export_run",
 ]
 
-IMAGE_BYTES_INPUT = "image_bytes"
-IMAGES_INPUT = "images"
-IMAGES_SIGNATURE = "predict_images"
-EMBEDDING_OUTPUT = "embedding"
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _VERSION_PATTERN = re.compile(r"[0-9]+")
 _INT64_MAX = 2**63 - 1
-# Warmup images: solid colours, square and not, JPEG and PNG (both decoders get traced).
+# Warmup images: solid colours, of the model's size and not, JPEG and PNG (both decoders traced).
 _WARMUP_COLOURS = ((255, 255, 255), (200, 30, 40), (20, 60, 180))
 
 
@@ -82,9 +92,9 @@ class ServingModule(tf.Module):
 
     Args:
         model: a model from `kattr.model.build_model` (or with its interface): input float32
-            [batch, size, size, 3] in [0, 255], dict outputs {attribute: sigmoid scores}, and a
+            [batch, height, width, 3] in [0, 255], dict outputs {attribute: sigmoid scores}, and a
             layer named `embedding`.
-        config: the experiment config; uses `data.image_size`, `train.threshold` and `taxonomy`.
+        config: the experiment config; uses `data.image_shape`, `train.threshold` and `taxonomy`.
         thresholds: attribute -> a threshold or one per value (attributes left out get
             `config.train.threshold`), as `kattr.postprocess.thresholds_for` takes them.
 
@@ -102,13 +112,17 @@ class ServingModule(tf.Module):
     ):
         super().__init__(name="kattr_serving")
         _check_model(model, config)
-        self.image_size = config.data.image_size
+        self.image_shape = config.data.image_shape
         per_value = thresholds_for(config.taxonomy, thresholds, default=config.train.threshold)
         # Plain tuples: baked into the graph as constants when the signatures are traced.
         self._decision_rules = tuple(
-            (a.name, tuple(a.values), tuple(per_value[a.name].tolist()), a.exclusive)
+            (a.name, tuple(a.values), tuple(per_value[a.name].tolist()), a.exclusive,
+             tuple(applicability_table(config.taxonomy, a).tolist()))
             for a in config.taxonomy.attributes
         )
+        # Applicability follows the predicted product type: only the image is known here.
+        category = config.taxonomy.category_attribute
+        self._category_output = None if category is None else category.name
         # One forward pass gives the scores and the pooled feature.
         forward = keras.Model(
             model.inputs,
@@ -120,7 +134,7 @@ class ServingModule(tf.Module):
         self._forward = functools.partial(forward, training=False)
         # Traced once and called by both signatures, so the model's graph is stored once.
         self._model_outputs = _trace(
-            self._outputs, tf.TensorSpec([None, self.image_size, self.image_size, 3], tf.float32)
+            self._outputs, tf.TensorSpec([None, *self.image_shape, 3], tf.float32)
         )
         self.serving_functions = {
             DEFAULT_SIGNATURE: _trace(self.serve_bytes, tf.TensorSpec([None], tf.string)),
@@ -137,39 +151,44 @@ class ServingModule(tf.Module):
 
     def serve_bytes(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         """Outputs for encoded images (tf.string [batch]); decoded as in training."""
-        size = self.image_size
+        shape = self.image_shape
         images = tf.map_fn(
-            lambda encoded: decode_and_resize(encoded, size),
+            lambda encoded: decode_and_resize(encoded, shape),
             image_bytes,
-            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+            fn_output_signature=tf.TensorSpec([*shape, 3], tf.float32),
         )
         return self._model_outputs(images)
 
     def serve_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """Outputs for float32 pixels [batch, height, width, 3] in [0, 255]; resized as in
         training unless already the model's size."""
-        size = self.image_size
+        shape = self.image_shape
 
         def resize_each():
             return tf.map_fn(
-                lambda image: resize_to_square(image, size),
+                lambda image: resize_to_fit(image, *shape),
                 images,
-                fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+                fn_output_signature=tf.TensorSpec([*shape, 3], tf.float32),
             )
 
-        model_sized = tf.reduce_all(tf.equal(tf.shape(images)[1:3], size))
+        model_sized = tf.reduce_all(tf.equal(tf.shape(images)[1:3], shape))
         images = tf.cond(model_sized, lambda: images, resize_each)
-        return self._model_outputs(tf.ensure_shape(images, [None, size, size, 3]))
+        return self._model_outputs(tf.ensure_shape(images, [None, *shape, 3]))
 
     def _outputs(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         predictions = self._forward(images)
         embedding = tf.cast(predictions[EMBEDDING_OUTPUT], tf.float32)
         outputs = {EMBEDDING_OUTPUT: tf.math.l2_normalize(embedding, axis=-1)}
-        for name, values, thresholds, exclusive in self._decision_rules:
+        category_index = None
+        if self._category_output is not None:
+            category_index = tf.argmax(predictions[self._category_output], axis=-1)
+        for name, values, thresholds, exclusive, applies in self._decision_rules:
             scores = tf.cast(predictions[name], tf.float32)
             decisions = decide(scores, tf.constant(thresholds, tf.float32), exclusive)
-            outputs[f"{name}_scores"] = scores
-            outputs[f"{name}_labels"] = tf.where(decisions, tf.constant(values)[tf.newaxis], "")
+            if category_index is not None and not all(applies):
+                decisions = mask_not_applicable(decisions, category_index, applies)
+            outputs[scores_output(name)] = scores
+            outputs[labels_output(name)] = tf.where(decisions, tf.constant(values)[tf.newaxis], "")
         return outputs
 
 
@@ -191,10 +210,11 @@ def _check_model(model: keras.Model, config: Config) -> None:
     layer_names = {layer.name for layer in model.layers}
     if EMBEDDING_LAYER not in layer_names:
         raise ExportError(f"model {model.name!r}: no layer named {EMBEDDING_LAYER!r}")
-    if tuple(model.input_shape[1:]) != (config.data.image_size, config.data.image_size, 3):
+    height, width = config.data.image_shape
+    if tuple(model.input_shape[1:]) != (height, width, 3):
         raise ExportError(
-            f"model {model.name!r}: expected input [batch, {config.data.image_size}, "
-            f"{config.data.image_size}, 3] (data.image_size). Received: {model.input_shape}"
+            f"model {model.name!r}: expected input [batch, {height}, {width}, 3] "
+            f"(data.image_size as [height, width]). Received: {model.input_shape}"
         )
 
 
@@ -238,9 +258,11 @@ def _metadata(config: Config, thresholds: Mapping[str, np.ndarray]) -> dict:
     """The content of `assets.extra/kattr.json` (read by `kattr.client.model_files`)."""
     config_data = config_to_dict(config)
     return {
-        "taxonomy": config_data["taxonomy"],
+        # Every output, the product type included, so clients name all the scores.
+        "taxonomy": to_data(config.taxonomy),
         "thresholds": {name: value.tolist() for name, value in thresholds.items()},
-        "image_size": config.data.image_size,
+        # Always [height, width]; readers also take the int of older exports (a square).
+        "image_size": list(config.data.image_shape),
         # The exporting versions: a server older than the exporting TensorFlow may lack ops.
         "versions": {
             "kattr": kattr.__version__,
@@ -251,12 +273,14 @@ def _metadata(config: Config, thresholds: Mapping[str, np.ndarray]) -> dict:
     }
 
 
-def _warmup_requests(name: str, image_size: int) -> list:
-    """Real requests for both signatures: single and batched, JPEG and PNG, square and not."""
-    square, wide = (image_size, image_size), (image_size // 2, image_size)
+def _warmup_requests(name: str, image_shape: tuple[int, int]) -> list:
+    """Real requests for both signatures: single and batched, JPEG and PNG, of the model's
+    size and not."""
+    height, width = image_shape
+    model_sized, wide = (height, width), (height // 2, width)
     pictures = [
         np.full((*shape, 3), colour, dtype=np.uint8)
-        for shape, colour in zip((square, wide, square), _WARMUP_COLOURS, strict=True)
+        for shape, colour in zip((model_sized, wide, model_sized), _WARMUP_COLOURS, strict=True)
     ]
     encoders = (tf.io.encode_jpeg, tf.io.encode_png, tf.io.encode_png)
     encoded = [encode(picture).numpy() for encode, picture in zip(encoders, pictures, strict=True)]
@@ -323,7 +347,7 @@ def export_model(
         metadata_file = staging / METADATA_PATH
         metadata_file.parent.mkdir(parents=True, exist_ok=True)
         metadata_file.write_text(json.dumps(_metadata(config, per_value), indent=2) + "\n")
-        write_warmup_requests(staging / WARMUP_PATH, _warmup_requests(name, module.image_size))
+        write_warmup_requests(staging / WARMUP_PATH, _warmup_requests(name, module.image_shape))
         _publish(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,20 +1,25 @@
 """Image decoding and resizing: the one implementation shared by training and the export.
 
-Images become float32 RGB squares with values in [0, 255] (EfficientNet rescales inside the
-model). The aspect ratio is kept: the image is scaled to fit, then padded with white, the usual
-background of catalog photos.
+Images become float32 RGB arrays [height, width, 3] with values in [0, 255] (EfficientNet
+rescales inside the model). The aspect ratio is kept: the image is scaled to fit, then padded
+with white, the usual background of catalog photos. The size is a square or `[height, width]`
+(e.g. portrait catalog photos), as `data.image_size` gives it.
 
 Example:
     >>> image = decode_image(tf.io.read_file("shirt.jpg"))
-    >>> resize_to_square(image, 64).shape
-    TensorShape([64, 64, 3])
+    >>> resize_to_fit(image, 128, 100).shape
+    TensorShape([128, 100, 3])
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import tensorflow as tf
 
-__all__ = ["PAD_VALUE", "decode_and_resize", "decode_image", "resize_to_square"]
+from kattr._image_shape import as_image_shape
+
+__all__ = ["PAD_VALUE", "decode_and_resize", "decode_image", "resize_to_fit"]
 
 PAD_VALUE = 255.0
 
@@ -30,20 +35,42 @@ def decode_image(encoded: tf.Tensor) -> tf.Tensor:
     return image
 
 
-def resize_to_square(image: tf.Tensor, size: int) -> tf.Tensor:
-    """Scales an image [H, W, 3] to fit a `size` square, pads with white; float32 in [0, 255]."""
+def resize_to_fit(image: tf.Tensor, height: int, width: int | None = None) -> tf.Tensor:
+    """Scales an image to fit `height` x `width` keeping its aspect, centred on white.
+
+    Args:
+        image: uint8 or float [H, W, 3] of any size.
+        height: output height in pixels.
+        width: output width in pixels; None gives a square of side `height`.
+
+    Returns:
+        float32 [height, width, 3] in [0, 255]; the image touches two opposite sides and the
+        rest (split evenly, the odd pixel after) is `PAD_VALUE` white.
+
+    Example:
+        >>> portrait = tf.zeros([80, 60, 3], tf.uint8)  # 60 px wide, 80 px high
+        >>> resize_to_fit(portrait, 128, 100).shape  # 1.6x: 128x96, 2 white columns each side
+        TensorShape([128, 100, 3])
+    """
+    target = as_image_shape((height, height if width is None else width), "height, width")
     image = tf.cast(image, tf.float32)
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = tf.cast(size, tf.float32) / tf.reduce_max(shape)
-    new_shape = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), 1)
+    scale = tf.reduce_min(tf.constant(target, tf.float32) / shape)
+    new_shape = tf.minimum(tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), 1), target)
     resized = tf.image.resize(image, new_shape, method="bilinear", antialias=True)
-    pad = size - new_shape
+    pad = tf.constant(target, tf.int32) - new_shape
     paddings = [[pad[0] // 2, pad[0] - pad[0] // 2], [pad[1] // 2, pad[1] - pad[1] // 2], [0, 0]]
-    square = tf.pad(resized - PAD_VALUE, paddings) + PAD_VALUE
-    square = tf.clip_by_value(square, 0.0, 255.0)
-    return tf.ensure_shape(square, [size, size, 3])
+    fitted = tf.pad(resized - PAD_VALUE, paddings) + PAD_VALUE
+    fitted = tf.clip_by_value(fitted, 0.0, 255.0)
+    return tf.ensure_shape(fitted, [*target, 3])
 
 
-def decode_and_resize(encoded: tf.Tensor, size: int) -> tf.Tensor:
-    """`decode_image` then `resize_to_square`: bytes in, float32 [size, size, 3] out."""
-    return resize_to_square(decode_image(encoded), size)
+def decode_and_resize(encoded: tf.Tensor, size: int | Sequence[int]) -> tf.Tensor:
+    """`decode_image` then `resize_to_fit`: bytes in, float32 [height, width, 3] out.
+
+    Args:
+        encoded: a scalar tf.string of image bytes.
+        size: an int (a square) or `(height, width)`, as `data.image_size`.
+    """
+    height, width = as_image_shape(size, "size")  # checked before any decoding
+    return resize_to_fit(decode_image(encoded), height, width)

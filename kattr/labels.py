@@ -5,6 +5,23 @@ For every row and attribute the target row is
 - not applicable (category not in `applies_to`): all zeros;
 - missing (applies, cell blank): all -1 (masked out of the loss).
 
+Two rules complete them:
+- the product-type output (`taxonomy.category_output`) is encoded from the category cell: one
+  value where the category is known, missing where it is blank or unknown (and an unknown
+  category follows `on_unknown` like any unknown value);
+- an exclusive attribute's cell holding several distinct values after merging (``red|blue``
+  for an exclusive colour) is contradictory and encoded as missing, so the model is never
+  trained on a multi-hot target for a one-value attribute; `EncodedLabels.conflicting` lists
+  those cells and `kattr-data validate` reports them.
+
+Unknown values under `on_unknown: missing` never drop a known value of the same cell and never
+make a negative that the cell does not vouch for. A multi-label cell ``casual|weird`` (``weird``
+outside the taxonomy) encodes as casual = 1 and every other value missing (-1): ``weird`` may be
+a misspelt ``party``, so no value can be called a negative. The loss masks such values one by
+one; metrics leave the partly known row out (it has no full truth). A cell with only unknown
+values, or an exclusive attribute's cell with one (``red|mauve`` is either contradictory or a
+synonym: no value is vouched), is missing as a whole.
+
 Example:
     >>> config = load_config("demo/config.yaml")
     >>> frame = read_manifest(config.manifest_path)
@@ -99,11 +116,15 @@ class EncodedLabels:
     """Targets per attribute for the rows that were kept.
 
     Attributes:
-        targets: attribute name -> float32 array [rows, values] (1/0, or -1 where missing).
+        targets: attribute name -> float32 array [rows, values] (1/0, or -1 where missing;
+            a multi-label row with an unknown value is 1 on its known values, -1 elsewhere).
         rows: positions (0-based) in the input frame of the kept rows.
         dropped_rows: positions of rows dropped by `on_unknown: drop`.
         unknown: every unknown cell as (row position, column, canonical value).
-        unknown_as_missing: number of cells turned to missing by `on_unknown: missing`.
+        unknown_as_missing: number of cells turned (wholly or partly) to missing by
+            `on_unknown: missing`.
+        conflicting: every exclusive cell with several values, encoded as missing, as
+            (row position, column, the cell's canonical values joined by the separator).
     """
 
     targets: dict[str, np.ndarray]
@@ -111,14 +132,18 @@ class EncodedLabels:
     dropped_rows: list[int] = field(default_factory=list)
     unknown: list[tuple[int, str, str]] = field(default_factory=list)
     unknown_as_missing: int = 0
+    conflicting: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 def _canonical_values(cell, attribute: AttributeConfig, separator: str) -> list[str]:
+    """The distinct canonical (merged) values of a cell, in order."""
     values = []
     for part in str(cell).split(separator):
         value = canonical(part)
         if value:
-            values.append(attribute.merge.get(value, value))
+            value = attribute.merge.get(value, value)
+            if value not in values:
+                values.append(value)
     return values
 
 
@@ -143,11 +168,16 @@ def encode_labels(
     Args:
         frame: the manifest (one row per image).
         taxonomy: categories and attributes.
-        on_unknown: `error` raises naming rows and column; `missing` blanks the cell;
-            `drop` removes the row.
+        on_unknown: `error` raises naming rows and column; `missing` makes the cell missing
+            except for a multi-label cell's known values (see the module docstring); `drop`
+            removes the row.
 
     Raises:
         LabelError: a missing column, or unknown values with `on_unknown: error`.
+
+    Example:
+        >>> encode_labels(frame, taxonomy).targets["product_type"][0]  # category "dress"
+        array([0., 0., 0., 1., 0.], dtype=float32)
     """
     if on_unknown not in ("error", "missing", "drop"):
         raise ValueError(f"on_unknown must be error, missing or drop. Received: {on_unknown!r}")
@@ -171,8 +201,14 @@ def encode_labels(
 
     targets = {}
     unknown_as_missing = 0
+    conflicting = []
     for attribute in taxonomy.attributes:
         index = {v: j for j, v in enumerate(attribute.values)}
+        if taxonomy.is_category_output(attribute):
+            targets[attribute.name] = _category_target(categories, index)
+            if on_unknown == "missing":
+                unknown_as_missing += len(unknown.get(taxonomy.category_column, []))
+            continue
         applies = None if attribute.applies_to is None else set(attribute.applies_to)
         target = np.full((n, len(attribute.values)), MISSING, dtype=np.float32)
         for i, cell in enumerate(frame[attribute.source_column]):
@@ -188,9 +224,16 @@ def encode_labels(
                 unknown.setdefault(attribute.source_column, []).append((i, bad[0]))
                 drop[i] |= on_unknown == "drop"
                 unknown_as_missing += on_unknown == "missing"
+                known = [v for v in values if v in index]
+                if on_unknown == "missing" and known and not attribute.exclusive:
+                    # The unknown value may be any other value: only the known ones are vouched.
+                    target[i, [index[v] for v in known]] = 1.0
                 continue
             if not values:
                 continue
+            if attribute.exclusive and len(values) > 1:
+                conflicting.append((i, attribute.source_column, taxonomy.separator.join(values)))
+                continue  # contradictory: missing
             target[i] = 0.0
             target[i, [index[v] for v in values]] = 1.0
         targets[attribute.name] = target
@@ -218,7 +261,18 @@ def encode_labels(
         dropped_rows=np.flatnonzero(drop).tolist(),
         unknown=sorted((i, column, v) for column, cells in unknown.items() for i, v in cells),
         unknown_as_missing=int(unknown_as_missing),
+        conflicting=conflicting,
     )
+
+
+def _category_target(categories: list[str | None], index: dict[str, int]) -> np.ndarray:
+    """One-hot product-type targets from the rows' known categories; -1 where None."""
+    target = np.full((len(categories), len(index)), MISSING, dtype=np.float32)
+    for i, category in enumerate(categories):
+        if category is not None:
+            target[i] = 0.0
+            target[i, index[category]] = 1.0
+    return target
 
 
 def decode_targets(target_row: np.ndarray, attribute: AttributeConfig) -> list[str] | None:

@@ -5,17 +5,23 @@ Each attribute output gets one `MaskedBinaryCrossentropy`; the weights `w_t` are
 `loss_weights`, so `model.compile(loss=losses, loss_weights=weights)` sums exactly eq. (1).
 
 Label states: a missing row (all -1) has mask 0 and contributes exactly zero loss and zero
-gradient; a not-applicable row (all 0) is labelled and every value is a negative.
+gradient; a not-applicable row (all 0) is labelled and every value is a negative. A partly known
+row (a multi-label cell with an unknown value, `kattr.labels`) is labelled and only its values
+>= 0 count: its -1 values give exactly zero loss and gradient.
+
+Training uses `from_logits=True` on `kattr.model.logits_model(model)`: on probabilities Keras
+clips the scores, so a confidently wrong prediction would get no gradient at all.
 
 Example:
-    >>> losses, loss_weights = build_losses(config)
-    >>> model.compile(optimizer="adam", loss=losses, loss_weights=loss_weights)
+    >>> losses, loss_weights = build_losses(config, from_logits=True)
+    >>> logits_model(model).compile(optimizer="adam", loss=losses, loss_weights=loss_weights)
 """
 
 from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from kattr.config import Config
@@ -29,19 +35,23 @@ NORMALISERS = ("batch", "labelled")
 class MaskedBinaryCrossentropy(keras.losses.Loss):
     """Binary cross-entropy of one attribute over its labelled rows (eq. 1 of the design notes).
 
-    The per-value losses of a row are summed, rows whose target is all -1 (missing) are masked
-    out, and the sum over the batch is divided by the normaliser `N_t`.
+    The per-value losses of a row are summed, rows whose target is all -1 (missing) and -1
+    values of a partly known row are masked out, and the sum over the batch is divided by the
+    normaliser `N_t`. Under a `tf.distribute` strategy each replica also divides by the number
+    of replicas, so the gradients summed over replicas are those of the global batch.
 
     Args:
         normaliser: str. `batch` divides by the batch size (the paper); `labelled` by the number
-            of labelled rows in the batch (a batch without labelled rows gives 0).
-            Defaults to `batch`.
+            of labelled rows in the batch (a batch without labelled rows gives 0; under a
+            strategy, the mean over replicas of the per-replica values). Defaults to `batch`.
         focal_gamma: float. 0 gives plain BCE; > 0 the binary focal loss with this gamma
             (`keras.losses.binary_focal_crossentropy`, no class balancing). Defaults to 0.
         positive_weights: list of float or None. Weight of the positive term of each value
             (negatives keep weight 1), e.g. from `balanced_positive_weights`. Defaults to None.
         missing_as_negative: bool. Ablation: missing rows are all-negative instead of masked.
             Defaults to False.
+        from_logits: bool. `y_pred` holds logits (numerically stable, unclipped BCE, as
+            training uses) rather than sigmoid scores (clipped by Keras). Defaults to False.
         name: str. The loss name.
 
     Example:
@@ -49,6 +59,9 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
         >>> y_true = np.array([[1, 0], [-1, -1]], "float32")  # the second row is missing
         >>> y_pred = np.array([[0.9, 0.2], [0.3, 0.3]], "float32")
         >>> float(loss(y_true, y_pred))  # (-log 0.9 - log 0.8) / 2 rows
+        0.164...
+        >>> logits = MaskedBinaryCrossentropy(from_logits=True)
+        >>> float(logits(y_true, np.log(y_pred / (1 - y_pred))))  # the same loss on logits
         0.164...
     """
 
@@ -58,6 +71,7 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
         focal_gamma: float = 0.0,
         positive_weights: list[float] | None = None,
         missing_as_negative: bool = False,
+        from_logits: bool = False,
         name: str = "masked_binary_crossentropy",
         reduction: str = "sum",
         dtype: str | None = None,
@@ -76,15 +90,20 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
             None if positive_weights is None else [float(w) for w in positive_weights]
         )
         self.missing_as_negative = missing_as_negative
+        self.from_logits = bool(from_logits)
 
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, y_pred.dtype)
         if self.missing_as_negative:
             y_true = ops.maximum(y_true, 0.0)
-        labelled = ops.any(ops.greater_equal(y_true, 0.0), axis=-1)
-        targets = ops.where(labelled[:, None], y_true, ops.zeros_like(y_true))
-        # A trailing axis of size 1 makes the Keras losses (means over the last axis) elementwise.
-        if self.focal_gamma:
+        known = ops.greater_equal(y_true, 0.0)
+        labelled = ops.any(known, axis=-1)
+        targets = ops.where(known, y_true, ops.zeros_like(y_true))
+        if self.from_logits:
+            per_value = self._logits_loss(targets, y_pred)
+        elif self.focal_gamma:
+            # A trailing axis of size 1 makes the Keras losses (means over the last axis)
+            # elementwise.
             per_value = keras.losses.binary_focal_crossentropy(
                 targets[..., None], y_pred[..., None], gamma=self.focal_gamma
             )
@@ -93,12 +112,25 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
         if self.positive_weights is not None:
             weights = ops.convert_to_tensor(self.positive_weights, dtype=per_value.dtype)
             per_value = per_value * (1.0 + (weights - 1.0) * targets)
+        # Missing values (-1) of a partly known row add nothing, as a missing row does.
+        per_value = ops.where(known, per_value, ops.zeros_like(per_value))
         per_row = ops.where(labelled, ops.sum(per_value, axis=-1), ops.zeros_like(per_value[:, 0]))
         if self.normaliser == "batch":
             count = ops.shape(y_true)[0]
         else:
             count = ops.maximum(ops.sum(ops.cast(labelled, "int32")), 1)
-        return per_row / ops.cast(count, per_row.dtype)
+        # Keras scales only `sum_over_batch_size` losses for tf.distribute; do it for `sum`.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return per_row / ops.cast(count * replicas, per_row.dtype)
+
+    def _logits_loss(self, targets, logits):
+        """Elementwise BCE (or focal BCE) on logits, without clipping."""
+        per_value = ops.binary_crossentropy(targets, logits, from_logits=True)
+        if self.focal_gamma:
+            scores = ops.sigmoid(logits)
+            p_true = targets * scores + (1.0 - targets) * (1.0 - scores)
+            per_value = ops.power(1.0 - p_true, self.focal_gamma) * per_value
+        return per_value
 
     def get_config(self):
         config = super().get_config()
@@ -107,6 +139,7 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
             focal_gamma=self.focal_gamma,
             positive_weights=self.positive_weights,
             missing_as_negative=self.missing_as_negative,
+            from_logits=self.from_logits,
         )
         return config
 
@@ -139,7 +172,9 @@ def balanced_positive_weights(targets: dict[str, np.ndarray], cap: float) -> dic
 
 
 def build_losses(
-    config: Config, positive_weights: dict[str, np.ndarray] | None = None
+    config: Config,
+    positive_weights: dict[str, np.ndarray] | None = None,
+    from_logits: bool = False,
 ) -> tuple[dict[str, MaskedBinaryCrossentropy], dict[str, float]]:
     """One loss per attribute output and the attribute weights `w_t`, from `config.train.loss`.
 
@@ -148,6 +183,8 @@ def build_losses(
         positive_weights: attribute -> per-value weights; required when
             `train.loss.positive_weights` is `balanced` (see `balanced_positive_weights`) and
             rejected when it is `none`.
+        from_logits: the outputs compiled against are logits (`kattr.model.logits_model`),
+            as in training; False for the sigmoid scores of the serving model.
 
     Returns:
         `(losses, loss_weights)`, both keyed by attribute name, for `model.compile`.
@@ -179,6 +216,7 @@ def build_losses(
             focal_gamma=settings.focal_gamma,
             positive_weights=weights,
             missing_as_negative=settings.missing_as_negative,
+            from_logits=from_logits,
             name=f"{attribute.name}_loss",
         )
     return losses, {attribute.name: attribute.weight for attribute in attributes}

@@ -7,7 +7,9 @@ Two forms share `kattr.postprocess.decide`:
 
 Label states: missing rows (all -1) are left out of every metric. Not-applicable rows (all 0)
 are labelled with the empty set as target: they score 1 in eq. (2) when nothing is predicted,
-and every predicted value is a false positive.
+and every predicted value is a false positive. Partly known rows (1 on known values, -1 on the
+others: a multi-label cell with an unknown value, `kattr.labels`) have no full truth and are
+left out too; the loss still learns from their known values.
 
 Example:
     >>> report = evaluation_report(targets, scores, config.taxonomy, thresholds=None)
@@ -22,8 +24,10 @@ import keras
 import numpy as np
 from keras import ops
 
+# A module, not its names: this module is imported while Keras finishes importing
+# (kattr._registration), possibly from inside kattr.postprocess's own `import tensorflow`.
+from kattr import postprocess
 from kattr.config import Config, TaxonomyConfig
-from kattr.postprocess import decide, thresholds_for
 
 __all__ = [
     "AverageAccuracy",
@@ -38,8 +42,9 @@ __all__ = [
 
 
 def labelled_rows(targets: np.ndarray) -> np.ndarray:
-    """Bool [rows]: rows that are labelled or not applicable (not all -1)."""
-    return np.any(np.asarray(targets) >= 0, axis=-1)
+    """Bool [rows]: rows that are labelled or not applicable: every value known (no -1), so
+    missing and partly known rows are left out."""
+    return np.all(np.asarray(targets) >= 0, axis=-1)
 
 
 def average_accuracy(targets: np.ndarray, decisions: np.ndarray) -> float:
@@ -68,24 +73,36 @@ def average_accuracy(targets: np.ndarray, decisions: np.ndarray) -> float:
 
 
 class _LabelledMetric(keras.metrics.Metric):
-    """Base of the streaming metrics: decisions by `decide`, rows with all -1 left out."""
+    """Base of the streaming metrics: decisions by `decide`, rows with a -1 left out."""
 
-    def __init__(self, threshold=0.5, exclusive: bool = True, name=None, dtype=None):
+    def __init__(
+        self, threshold=0.5, exclusive: bool = True, from_logits: bool = False, name=None,
+        dtype=None,
+    ):
         super().__init__(name=name, dtype=dtype)
         self.threshold = threshold
         self.exclusive = exclusive
+        self.from_logits = bool(from_logits)
 
     def _decisions(self, y_true, y_pred, sample_weight):
         """Truth and decisions as 0/1 floats [batch, values], row weights [batch] (0 if missing)."""
         y_true = ops.cast(y_true, "float32")
-        weight = ops.cast(ops.any(ops.greater_equal(y_true, 0.0), axis=-1), "float32")
+        weight = ops.cast(ops.all(ops.greater_equal(y_true, 0.0), axis=-1), "float32")
         if sample_weight is not None:
             weight = weight * ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
-        decided = decide(ops.cast(y_pred, "float32"), self.threshold, self.exclusive)
+        scores = ops.cast(y_pred, "float32")
+        if self.from_logits:
+            scores = ops.sigmoid(scores)
+        decided = postprocess.decide(scores, self.threshold, self.exclusive)
         return ops.cast(ops.equal(y_true, 1.0), "float32"), ops.cast(decided, "float32"), weight
 
     def get_config(self):
-        return {**super().get_config(), "threshold": self.threshold, "exclusive": self.exclusive}
+        return {
+            **super().get_config(),
+            "threshold": self.threshold,
+            "exclusive": self.exclusive,
+            "from_logits": self.from_logits,
+        }
 
 
 @keras.saving.register_keras_serializable(package="kattr")
@@ -97,6 +114,8 @@ class AverageAccuracy(_LabelledMetric):
             Defaults to 0.5.
         exclusive: bool. Keep only the best value (see `kattr.postprocess.decide`).
             Defaults to True.
+        from_logits: bool. `y_pred` holds logits (sigmoid applied first), as in training.
+            Defaults to False.
         name: str. The metric name. Defaults to `average_accuracy`.
 
     Example:
@@ -106,8 +125,12 @@ class AverageAccuracy(_LabelledMetric):
         1.0
     """
 
-    def __init__(self, threshold=0.5, exclusive=True, name="average_accuracy", dtype=None):
-        super().__init__(threshold=threshold, exclusive=exclusive, name=name, dtype=dtype)
+    def __init__(
+        self, threshold=0.5, exclusive=True, from_logits=False, name="average_accuracy",
+        dtype=None,
+    ):
+        super().__init__(threshold=threshold, exclusive=exclusive, from_logits=from_logits,
+                         name=name, dtype=dtype)
         self.total = self.add_variable(shape=(), initializer="zeros", name="total")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
@@ -130,6 +153,7 @@ class MaskedF1(_LabelledMetric):
     Args:
         threshold: float or list of float. The decision threshold. Defaults to 0.5.
         exclusive: bool. Keep only the best value. Defaults to True.
+        from_logits: bool. `y_pred` holds logits (sigmoid applied first). Defaults to False.
         name: str. The metric name. Defaults to `f1`.
 
     Example:
@@ -139,8 +163,9 @@ class MaskedF1(_LabelledMetric):
         0.667
     """
 
-    def __init__(self, threshold=0.5, exclusive=True, name="f1", dtype=None):
-        super().__init__(threshold=threshold, exclusive=exclusive, name=name, dtype=dtype)
+    def __init__(self, threshold=0.5, exclusive=True, from_logits=False, name="f1", dtype=None):
+        super().__init__(threshold=threshold, exclusive=exclusive, from_logits=from_logits,
+                         name=name, dtype=dtype)
         self.true_positives = self.add_variable(shape=(), initializer="zeros", name="tp")
         self.false_positives = self.add_variable(shape=(), initializer="zeros", name="fp")
         self.false_negatives = self.add_variable(shape=(), initializer="zeros", name="fn")
@@ -160,8 +185,14 @@ class MaskedF1(_LabelledMetric):
         return ops.divide_no_nan(2.0 * self.true_positives, 2.0 * self.true_positives + errors)
 
 
-def build_metrics(config: Config) -> dict[str, list[keras.metrics.Metric]]:
+def build_metrics(
+    config: Config, from_logits: bool = False
+) -> dict[str, list[keras.metrics.Metric]]:
     """Fresh streaming metrics for every attribute output: average accuracy and micro F1.
+
+    Args:
+        config: the experiment config (`train.threshold`, the attributes).
+        from_logits: the outputs are logits (`kattr.model.logits_model`), as in training.
 
     Example:
         >>> model.compile(loss=losses, metrics=build_metrics(config))
@@ -169,8 +200,8 @@ def build_metrics(config: Config) -> dict[str, list[keras.metrics.Metric]]:
     threshold = config.train.threshold
     return {
         attribute.name: [
-            AverageAccuracy(threshold=threshold, exclusive=attribute.exclusive),
-            MaskedF1(threshold=threshold, exclusive=attribute.exclusive),
+            AverageAccuracy(threshold, attribute.exclusive, from_logits=from_logits),
+            MaskedF1(threshold, attribute.exclusive, from_logits=from_logits),
         ]
         for attribute in config.taxonomy.attributes
     }
@@ -268,13 +299,13 @@ def evaluation_report(
         threshold) and one per value
         (attribute, value, precision, recall, f1, support = positive rows).
     """
-    per_value_thresholds = thresholds_for(taxonomy, thresholds)
+    per_value_thresholds = postprocess.thresholds_for(taxonomy, thresholds)
     attribute_rows, value_rows = [], []
     for attribute in taxonomy.attributes:
         target = np.asarray(targets[attribute.name])
         score = np.asarray(scores[attribute.name], dtype=np.float32)
         threshold = per_value_thresholds[attribute.name]
-        decisions = decide(score, threshold, attribute.exclusive)
+        decisions = postprocess.decide(score, threshold, attribute.exclusive)
         shown = float(threshold[0]) if np.all(threshold == threshold[0]) else threshold.tolist()
         row, per_value = _attribute_rows(target, score, decisions, attribute.name, shown)
         attribute_rows.append(row)

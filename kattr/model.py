@@ -19,7 +19,9 @@ import contextlib
 from collections.abc import Iterator
 
 import keras
+import numpy as np
 
+from kattr.backbones import build_backbone
 from kattr.config import Config
 from kattr.layers import GroupedBranches, TransformerBlock
 
@@ -29,12 +31,13 @@ __all__ = [
     "build_model",
     "embedding_model",
     "last_conv_layer_name",
+    "logits_model",
     "precision_policy",
+    "set_output_biases_to_priors",
 ]
 
 IMAGE_INPUT = "image"
 EMBEDDING_LAYER = "embedding"
-_BACKBONES = {"efficientnetb0": keras.applications.EfficientNetB0}
 
 
 def _backbone_weights(config: Config) -> str | None:
@@ -72,19 +75,20 @@ def build_model(config: Config) -> keras.Model:
     """Builds the multi-task model described by `config.model` and `config.taxonomy`.
 
     Args:
-        config: the experiment config; uses `data.image_size`, `model` and `taxonomy`.
+        config: the experiment config; uses `data.image_shape`, `model` and `taxonomy`.
 
     Returns:
-        A functional model with input `image` (float32 [S, S, 3], pixel values in [0, 255]) and
-        a dict of outputs {attribute name: float32 sigmoid scores [batch, values]}; each output
-        layer is named after its attribute. The pooled feature layer is named `embedding`.
-        Outputs stay float32 under the `mixed_float16` policy.
+        A functional model with input `image` (float32 [height, width, 3] from
+        `data.image_shape`, pixel values in [0, 255]) and a dict of outputs {attribute name:
+        float32 sigmoid scores [batch, values]}; each output layer is named after its attribute.
+        The pooled feature layer is named `embedding`. Outputs stay float32 under the
+        `mixed_float16` policy.
     """
     settings = config.model
-    size = config.data.image_size
-    image = keras.Input((size, size, 3), name=IMAGE_INPUT, dtype="float32")
-    backbone = _BACKBONES[settings.backbone](
-        include_top=False, weights=_backbone_weights(config), input_tensor=image
+    image = keras.Input((*config.data.image_shape, 3), name=IMAGE_INPUT, dtype="float32")
+    backbone = build_backbone(
+        settings.backbone, image, _backbone_weights(config), settings.output_stride,
+        settings.drop_connect_rate,
     )
     if settings.batchnorm_momentum is not None:
         for layer in backbone.layers:
@@ -142,6 +146,53 @@ def build_model(config: Config) -> keras.Model:
 def embedding_model(model: keras.Model) -> keras.Model:
     """A model from the image input to the pooled `embedding` feature (float32 [batch, width])."""
     return keras.Model(model.input, model.get_layer(EMBEDDING_LAYER).output, name="kattr_embedding")
+
+
+def logits_model(model: keras.Model) -> keras.Model:
+    """The training view of `model`: the same layers and weights, outputs before the sigmoid.
+
+    Outputs are keyed by attribute name like the model's: each is the input of the sigmoid
+    layer named after the attribute (float16 under `mixed_float16`). Compile and fit this view
+    with `from_logits=True` losses and metrics; save and serve `model` itself.
+
+    Example:
+        >>> training_view = logits_model(model)
+        >>> training_view.compile(loss=build_losses(config, from_logits=True)[0])
+    """
+    names = model.output_names
+    return keras.Model(
+        model.input, {name: model.get_layer(name).input for name in names}, name="kattr_logits"
+    )
+
+
+def set_output_biases_to_priors(
+    model: keras.Model, config: Config, targets: dict[str, np.ndarray]
+) -> None:
+    """Starts every output at the log-odds of its value's frequency in `targets`.
+
+    Frequencies are over labelled rows (not-applicable rows count as negatives, missing rows are
+    left out) and clipped to [1e-4, 1 - 1e-4]. With 129 product types and zero biases, the first
+    hundred steps only learn that most values are rare; starting at the priors skips that.
+
+    Args:
+        model: a model from `build_model` (its `branches` layer holds the output biases).
+        config: the config it was built from (gives the order of the branches).
+        targets: attribute -> targets [rows, values] (1/0, -1 where missing).
+
+    Example:
+        >>> set_output_biases_to_priors(model, config, catalog.subset("train").targets)
+    """
+    branches = model.get_layer("branches")
+    biases = keras.ops.convert_to_numpy(branches.biases[-1]).copy()
+    for index, attribute in enumerate(config.taxonomy.attributes):
+        target = np.asarray(targets[attribute.name])
+        known = target >= 0  # per value: partly known rows count on their known values
+        if not known.any(axis=0).all():
+            continue
+        prior = (target == 1).sum(axis=0) / known.sum(axis=0)
+        prior = np.clip(prior, 1e-4, 1 - 1e-4)
+        biases[index, : len(prior)] = np.log(prior / (1 - prior))
+    branches.biases[-1].assign(biases)
 
 
 def last_conv_layer_name(model: keras.Model) -> str:

@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import tensorflow as tf
 
@@ -53,15 +55,15 @@ class SkipCounter:
         self.seen.assign(0)
 
 
-def load_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Reads and decodes one file into a float32 [S, S, 3] square in [0, 255]."""
+def load_image(path: tf.Tensor, image_size: int | Sequence[int]) -> tf.Tensor:
+    """Reads and decodes one file into float32 [height, width, 3] in [0, 255]."""
     return decode_and_resize(tf.io.read_file(path), image_size)
 
 
 def make_dataset(
     paths: list[str],
     targets: dict[str, np.ndarray],
-    image_size: int,
+    image_size: int | Sequence[int],
     batch_size: int,
     training: bool,
     augmentation: AugmentationConfig | None = None,
@@ -75,7 +77,7 @@ def make_dataset(
     Args:
         paths: image files, one per row of `targets`.
         targets: attribute -> float32 [N, C] (1/0, -1 where missing; mask = target >= 0).
-        image_size: side of the square images.
+        image_size: an int (a square) or `(height, width)`, e.g. `config.data.image_shape`.
         batch_size: examples per batch (the last batch may be smaller).
         training: shuffle and augment.
         augmentation: the augmentation recipe (training only); None or disabled means none.

@@ -69,19 +69,37 @@ class RunDir:
 
 
 def load_run(root: str | os.PathLike, compile: bool = False):
-    """Loads `(config, model, thresholds)` of a finished run (model loaded in safe mode)."""
+    """Loads `(config, model, thresholds)` of a finished run (model loaded in safe mode).
+
+    Thresholds are checked before the model loads: each must lie in (0, 1) and name an
+    attribute of the run's taxonomy, else a `ValueError` names `thresholds.json` and the
+    attribute. The custom layers are registered by `import kattr` (`kattr._registration`).
+    """
     import keras
 
-    import kattr.layers  # noqa: F401  (registers the custom layers for safe loading)
-    import kattr.losses  # noqa: F401
-    import kattr.metrics  # noqa: F401
+    from kattr.calibration import load_thresholds
     from kattr.config import load_config
     from kattr.postprocess import thresholds_for
 
     run = RunDir(root)
     run.check_trained()
-    config = load_config(run.config)
+    config = load_config(run.config, _legacy_overrides(run.config))
+    saved = load_thresholds(run.thresholds) if run.thresholds.exists() else None
+    try:
+        thresholds = thresholds_for(config.taxonomy, saved, default=config.train.threshold)
+    except ValueError as error:
+        raise ValueError(f"{run.thresholds}: {error}") from error
     model = keras.saving.load_model(run.model, compile=compile, safe_mode=True)
-    saved = json.loads(run.thresholds.read_text()) if run.thresholds.exists() else None
-    thresholds = thresholds_for(config.taxonomy, saved, default=config.train.threshold)
     return config, model, thresholds
+
+
+def _legacy_overrides(config_path: Path) -> list[str]:
+    """Runs saved before `taxonomy.category_output` existed trained no product-type output;
+    their config lacks the key, so it loads switched off (saved configs always hold it now)."""
+    import yaml
+
+    data = yaml.safe_load(Path(config_path).read_text()) or {}
+    taxonomy = data.get("taxonomy") if isinstance(data, dict) else None
+    if isinstance(taxonomy, dict) and "category_output" not in taxonomy:
+        return ["taxonomy.category_output=null"]
+    return []

@@ -487,6 +487,8 @@ def _config_data(image_size: int) -> dict:
                  "applies_to": list(SLEEVE_CATEGORIES)},
                 {"name": "occasion", "values": list(OCCASIONS), "exclusive": False},
             ],
+            # The predicted product type: one more exclusive head over `categories`.
+            "category_output": {"name": "product_type", "weight": 1.0},
         },
         "model": {
             "weights": None,
@@ -496,6 +498,9 @@ def _config_data(image_size: int) -> dict:
             "feedforward_width": 128,
             "branch_units": [64, 32],
             "batchnorm_momentum": 0.9,
+            # Outputs start at the label priors: the plateau below is mostly the time it takes
+            # zero-initialised outputs to learn them.
+            "output_bias": "prior",
         },
         "train": {
             # From scratch, each attribute sits on a plateau (scores at the priors) for a varying

@@ -20,14 +20,25 @@ import numpy as np
 import yaml
 
 from kattr._schema import to_data
-from kattr.callbacks import MeanAttributeMetric, SkippedImagesLogger
+from kattr.callbacks import (
+    BestModelCheckpoint,
+    MeanAttributeMetric,
+    ResumableEarlyStopping,
+    SkippedImagesLogger,
+    resume_state,
+)
 from kattr.catalog import Catalog, load_catalog
 from kattr.config import Config, OptimizerConfig, save_config
 from kattr.distribute import select_strategy
 from kattr.evaluation import evaluate_model
 from kattr.losses import balanced_positive_weights, build_losses
 from kattr.metrics import build_metrics
-from kattr.model import build_model, precision_policy
+from kattr.model import (
+    build_model,
+    logits_model,
+    precision_policy,
+    set_output_biases_to_priors,
+)
 from kattr.pipeline import SkipCounter, make_dataset
 from kattr.run_dir import RunDir, write_json
 from kattr.sampling import plan_sampling
@@ -48,20 +59,49 @@ class TrainResult:
 
 
 def learning_rate_schedule(
-    config: OptimizerConfig, steps_per_epoch: int
+    config: OptimizerConfig, steps_per_epoch: int, epochs: int | None = None
 ) -> keras.optimizers.schedules.LearningRateSchedule:
-    """Exponential decay by `decay_rate` every `decay_epochs` epochs (paper: 0.75 per epoch)."""
-    return keras.optimizers.schedules.ExponentialDecay(
-        config.learning_rate,
-        decay_steps=max(1, round(config.decay_epochs * steps_per_epoch)),
-        decay_rate=config.decay_rate,
-        staircase=True,
+    """The learning rate per optimizer step, as `config.schedule` says.
+
+    `exponential`: decay by `decay_rate` every `decay_epochs` epochs (paper: 0.75 per epoch).
+    `cosine`: linear warm-up from 0 over `warmup_epochs`, then cosine decay to 0 at the end of
+    `epochs`.
+
+    Args:
+        config: the optimizer settings.
+        steps_per_epoch: optimizer steps per epoch.
+        epochs: epochs of the whole run (`train.epochs`); required by `cosine`.
+
+    Example:
+        >>> schedule = learning_rate_schedule(OptimizerConfig(schedule="cosine"), 10, epochs=3)
+        >>> float(schedule(30))
+        0.0
+    """
+    if config.schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(
+            config.learning_rate,
+            decay_steps=max(1, round(config.decay_epochs * steps_per_epoch)),
+            decay_rate=config.decay_rate,
+            staircase=True,
+        )
+    if epochs is None or epochs < 1:
+        raise ValueError(f"the cosine schedule needs the run's epochs (>= 1). Received: {epochs=}")
+    total_steps = epochs * steps_per_epoch
+    warmup_steps = min(round(config.warmup_epochs * steps_per_epoch), total_steps - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0,
+        decay_steps=total_steps - warmup_steps,
+        alpha=0.0,
+        warmup_target=config.learning_rate,
+        warmup_steps=warmup_steps,
     )
 
 
-def build_optimizer(config: OptimizerConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+def build_optimizer(
+    config: OptimizerConfig, steps_per_epoch: int, epochs: int | None = None
+) -> keras.optimizers.Optimizer:
     """Adam or AdamW (`config.name`) on the `learning_rate_schedule`."""
-    schedule = learning_rate_schedule(config, steps_per_epoch)
+    schedule = learning_rate_schedule(config, steps_per_epoch, epochs)
     if config.name == "adamw":
         return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
     return keras.optimizers.Adam(schedule)
@@ -81,7 +121,9 @@ def _prepare_run_dir(config: Config, run: RunDir) -> None:
 
 def _datasets(config: Config, train: Catalog, val: Catalog, counters: dict[str, SkipCounter]):
     data, settings = config.data, config.train
-    common = {"image_size": data.image_size, "batch_size": settings.batch_size, "cache": data.cache}
+    common = {
+        "image_size": data.image_shape, "batch_size": settings.batch_size, "cache": data.cache
+    }
     train_data = make_dataset(
         train.paths, train.targets, training=True, augmentation=settings.augmentation,
         shuffle_buffer=data.shuffle_buffer, seed=settings.seed, counter=counters["train"], **common,
@@ -92,22 +134,28 @@ def _datasets(config: Config, train: Catalog, val: Catalog, counters: dict[str, 
     return train_data, val_data
 
 
-def _callbacks(config: Config, run: RunDir, counters: dict[str, SkipCounter]) -> list:
+def _callbacks(
+    config: Config,
+    run: RunDir,
+    counters: dict[str, SkipCounter],
+    serving_model: keras.Model,
+    resuming: bool,
+) -> list:
     names = [a.name for a in config.taxonomy.attributes]
+    # A resumed run must not overwrite a better model.keras nor forget its patience count.
+    best, wait = resume_state(run.history, MONITOR) if resuming else (-math.inf, 0)
     callbacks = [
         MeanAttributeMetric(names),
         SkippedImagesLogger(counters),
-        keras.callbacks.ModelCheckpoint(
-            run.model, monitor=MONITOR, mode="max", save_best_only=True, verbose=0
-        ),
+        BestModelCheckpoint(run.model, serving_model, MONITOR, initial_best=best),
         keras.callbacks.BackupAndRestore(str(run.backup)),
         keras.callbacks.TensorBoard(str(run.logs), write_graph=False),
         keras.callbacks.CSVLogger(str(run.history), append=True),
     ]
     if config.train.early_stopping_patience is not None:
         callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=MONITOR, mode="max", patience=config.train.early_stopping_patience
+            ResumableEarlyStopping(
+                MONITOR, config.train.early_stopping_patience, initial_best=best, initial_wait=wait
             )
         )
     return callbacks
@@ -122,7 +170,8 @@ def train(
     """Trains on the config's train split, keeps the best model by validation average accuracy.
 
     Starting again with the same `output_dir` after an interruption resumes from the last
-    finished epoch (Keras `BackupAndRestore`).
+    finished epoch (Keras `BackupAndRestore`); the best model and the early-stopping patience
+    carry over through `history.csv`.
 
     Args:
         config: the experiment.
@@ -163,20 +212,27 @@ def train(
     with precision_policy(config.train.mixed_precision):
         with select_strategy().scope():
             model = build_model(config)
-            losses, loss_weights = build_losses(config, positive_weights)
-            model.compile(
-                optimizer=build_optimizer(config.train.optimizer, steps_per_epoch),
+            if config.model.output_bias == "prior":
+                set_output_biases_to_priors(model, config, train_split.targets)
+            # Trained on logits (stable, unclipped BCE); `model` (sigmoid outputs) is saved.
+            training_model = logits_model(model)
+            losses, loss_weights = build_losses(config, positive_weights, from_logits=True)
+            training_model.compile(
+                optimizer=build_optimizer(
+                    config.train.optimizer, steps_per_epoch, config.train.epochs
+                ),
                 loss=losses,
                 loss_weights=loss_weights,
-                metrics=build_metrics(config),
+                metrics=build_metrics(config, from_logits=True),
                 jit_compile=config.train.jit_compile,
             )
         started = time.time()
-        history = model.fit(
+        callbacks = _callbacks(config, run, counters, model, resuming)
+        history = training_model.fit(
             train_data,
             validation_data=val_data,
             epochs=config.train.epochs,
-            callbacks=_callbacks(config, run, counters) + list(extra_callbacks or []),
+            callbacks=callbacks + list(extra_callbacks or []),
             verbose=verbose,
         )
         seconds = time.time() - started

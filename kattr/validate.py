@@ -3,7 +3,8 @@
 `validate_catalog` reports every problem it finds, grouped by kind. Errors stop training or make
 it silently wrong (missing columns or files, images the pipeline cannot decode, values outside
 the taxonomy, bad split names); warnings deserve a look (the same image on several rows, a blank
-category, a value on a row where the attribute does not apply, which training ignores); notes
+category, a value on a row where the attribute does not apply, which training ignores, several
+values in one cell of an exclusive attribute, which training treats as missing); notes
 list taxonomy entries no row uses (often a typo in the config). The report also counts the
 blank cells of each label column: missing labels are expected, not problems.
 
@@ -47,9 +48,16 @@ PROBLEM_KINDS: dict[str, tuple[str, str]] = {
     "unknown_value": ("error", "a value that is not in the taxonomy (after merges)"),
     "invalid_split": ("error", f"the split column holds something other than {list(SPLITS)}"),
     "duplicate_image": ("warning", "the same image file is listed on several rows"),
-    "blank_category": ("warning", "no category, so applies_to cannot be checked"),
+    "blank_category": (
+        "warning",
+        "no category, so applies_to cannot be checked (the product type label is missing)",
+    ),
     "not_applicable_value": (
         "warning", "a value where the attribute does not apply; training treats it as negative"
+    ),
+    "conflicting_values": (
+        "warning",
+        "several values in one cell of an exclusive attribute; training treats it as missing",
     ),
     "unused_value": ("note", "a category or value of the taxonomy that no row uses"),
 }
@@ -269,7 +277,11 @@ def _check_labels(
         problems["unknown_value"].append(
             Problem(row + 1, column, f"{value!r} is not in the taxonomy")
         )
-    for attribute in taxonomy.attributes:
+    for row, column, values in encoded.conflicting:
+        problems["conflicting_values"].append(
+            Problem(row + 1, column, f"{values!r}: exclusive, so the cell counts as missing")
+        )
+    for attribute in taxonomy.declared_attributes:  # unused categories are listed below
         if attribute.source_column not in frame.columns:
             continue
         used = (encoded.targets[attribute.name] == 1.0).any(axis=0)

@@ -129,6 +129,49 @@ def test_enrich_manifest_never_overwrites_its_input(tmp_path):
         enrich_manifest(path, tmp_path / "." / "labels.csv", scorer=None)
 
 
+def test_enrich_applicability_follows_the_catalog_category_else_the_predicted_product_type():
+    frame = manifest([
+        ["a.png", "bag", "red", None, "casual"],   # catalog says bag although tshirt predicted
+        ["b.png", None, "red", None, "casual"],    # no category: tshirt predicted (0.9)
+        ["c.png", None, "red", None, "casual"],    # no category: bag best (0.4), too low to fill
+        ["d.png", None, "red", None, "casual"],    # no category and the image failed
+    ])
+    scores = make_scores(frame, {
+        "sleeve": [[0.9, 0.1]] * 4,
+        "product_type": [[0.9, 0.1], [0.9, 0.1], [0.2, 0.4], [0.9, 0.1]],
+    }, failed=[3])
+    result = enrich(frame, scores)
+    out = result.frame
+    assert cells(out["sleeve"]) == [None, "short", None, None]
+    assert out["applicability_category"].tolist() == ["bag", "tshirt", "bag", ""]
+    assert out["applicability_source"].tolist() == ["catalog", "model", "model", ""]
+    assert result.applicability == {"catalog": 1, "model": 2, "unknown": 1}
+    # The blank category cell is filled from the product type, with provenance.
+    assert cells(out["category"]) == ["bag", "tshirt", None, None]
+    assert out["product_type_source"].tolist() == ["catalog", "model", "", ""]
+    assert out["product_type_score"].tolist() == ["", "0.9000", "", ""]
+    assert result.summary["product_type"] == {"blank": 3, "filled": 1, "left_blank": 2,
+                                              "failed_images": 1}
+    assert result.summary["sleeve"]["blank"] == 1
+    # Enriched again: the filled category still counts as the model's.
+    again = enrich(out, scores)
+    assert again.frame["applicability_source"].tolist() == ["catalog", "model", "model", ""]
+
+
+def test_audit_checks_cells_whose_category_is_predicted_to_apply():
+    frame = manifest([
+        ["a.png", None, "red", "long", "casual"],  # predicted tshirt: sleeve audited
+        ["b.png", None, "red", "long", "casual"],  # predicted bag: sleeve does not apply
+    ])
+    scores = make_scores(frame, {
+        "colour": [[0.9, 0.1, 0.1]] * 2, "sleeve": [[0.9, 0.1]] * 2,
+        "occasion": [[0.9, 0.1]] * 2, "product_type": [[0.8, 0.1], [0.1, 0.8]],
+    })
+    result = audit(frame, scores)
+    assert result.checked["sleeve"] == 1
+    assert result.queue[["row", "attribute"]].values.tolist() == [[1, "sleeve"]]
+
+
 # --- audit
 
 
@@ -151,7 +194,7 @@ def test_audit_ranks_confident_contradictions_by_margin_and_agreement():
     second = plain.queue.iloc[1]
     assert (second["catalog_value"], second["predicted_value"]) == ("red", "blue")
     assert second["margin"] == pytest.approx(0.9) and second["agreement"] == 1.0
-    assert plain.checked == {"colour": 5, "sleeve": 5, "occasion": 6}
+    assert plain.checked == {"colour": 5, "sleeve": 5, "occasion": 6, "product_type": 6}
     # Views: row 5's mirrored and cropped copies predict green, so its evidence drops to a third
     # (0.98 / 3), below row 1's (0.9) but still above row 2's (0.25).
     flipped = [row[:] for row in colour]
@@ -216,8 +259,37 @@ def test_select_diversify_skips_near_duplicates():
     assert select(frame, scores, budget=2, diversify=True, pool_factor=2).rows.tolist() == [0, 3]
 
 
+def test_select_diversify_spreads_away_from_already_labelled_rows():
+    # Rows 0-1 are uncertain but look like the labelled row 4; rows 2-3 are new looks.
+    frame = manifest([
+        ["0.png", "bag", None, None, "casual"],
+        ["1.png", "bag", None, None, "casual"],
+        ["2.png", "bag", None, None, "casual"],
+        ["3.png", "bag", None, None, "casual"],
+        ["labelled.png", "bag", "red", None, "party"],  # every applicable cell filled
+    ])
+    colour = [[0.5, 0.5, 0.5], [0.5, 0.5, 0.49], [0.5, 0.49, 0.48], [0.6, 0.4, 0.3],
+              [0.5, 0.5, 0.5]]
+    embeddings = [[1, 0, 0], [0.99, 0.1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]]
+    scores = make_scores(frame, {"colour": colour}, embeddings=embeddings)
+    result = select(frame, scores, budget=2, diversify=True, pool_factor=1)
+    assert result.rows.tolist() == [1, 0]  # pool rows 0-1: row 1 is farther from row 4
+    result = select(frame, scores, budget=2, diversify=True, pool_factor=2)
+    assert result.rows.tolist() == [2, 3]  # both unlike the labelled row
+    assert "labelled.png" not in result.queue["image"].tolist()
+
+
+def test_select_diversify_never_picks_a_row_twice_with_identical_embeddings():
+    frame = manifest([[f"{i}.png", "bag", None, None, "casual"] for i in range(6)])
+    colour = [[0.5, 0.5, 0.5 - i / 100] for i in range(6)]
+    scores = make_scores(frame, {"colour": colour}, embeddings=np.ones((6, 3)) / np.sqrt(3))
+    result = select(frame, scores, budget=3, diversify=True, pool_factor=2)
+    assert result.rows.tolist() == [0, 1, 2]  # all alike: uncertainty order, no repeats
+    assert result.queue["rank"].tolist() == [1, 2, 3]
+
+
 def test_uncertainty_is_zero_when_sure_and_one_at_chance():
-    colour, _, occasion = TAXONOMY.attributes
+    colour, _, occasion = TAXONOMY.declared_attributes
     scores = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
     entropy = attribute_uncertainty(scores, colour, np.full(3, 0.5), "entropy")
     margin = attribute_uncertainty(scores, colour, np.full(3, 0.5), "margin")
@@ -235,6 +307,13 @@ def test_k_center_greedy_picks_the_farthest_point_each_time():
     # Already covered points (e.g. labelled products) count as centres.
     assert k_center_greedy(points, 2, centers=np.array([[0.0], [10.0]])).tolist() == [2, 1]
     assert len(k_center_greedy(points, 0)) == 0
+
+
+def test_k_center_greedy_never_repeats_a_pick_when_points_coincide():
+    points = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    assert k_center_greedy(points, 4).tolist() == [0, 2, 1, 3]
+    covered = k_center_greedy(points, 3, centers=np.array([[1.0, 0.0]]))
+    assert covered.tolist() == [2, 0, 1]
 
 
 def test_cli_choices_match_the_api():
@@ -417,3 +496,16 @@ def test_open_scorer_needs_exactly_one_source_and_server_metadata():
         open_scorer(grpc="127.0.0.1:1", model_name="shirts")
     with pytest.raises(ValueError, match="unknown model source kind 'ftp'"):
         open_source({"kind": "ftp"})
+
+
+def test_export_metadata_without_category_output_predicts_no_product_type():
+    from kattr._schema import to_data
+    from kattr.apps.scoring import taxonomy_from_metadata
+
+    full = to_data(TAXONOMY)  # as kattr-export writes it: every output, product type included
+    taxonomy, thresholds = taxonomy_from_metadata({"taxonomy": full})
+    assert taxonomy == TAXONOMY and taxonomy.category_attribute.name == "product_type"
+    legacy = {k: v for k, v in full.items() if k != "category_output"}
+    legacy["attributes"] = full["attributes"][:3]  # an export made before the product type
+    taxonomy, thresholds = taxonomy_from_metadata({"taxonomy": legacy})
+    assert taxonomy.category_attribute is None and "product_type" not in thresholds

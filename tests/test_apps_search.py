@@ -89,8 +89,10 @@ def test_filters_keep_only_matching_neighbours(indexed):
     assert len(rare) == int((index.metadata["colour"] == "purple").sum())
     with pytest.raises(SearchError, match="unknown column or attribute 'color'"):
         similar(index, indexed.scorer, query, where={"color": "red"})
-    with pytest.raises(SearchError, match="not in the index"):
-        similar(index, indexed.scorer, indexed.copies["jpeg60"][0], same=["category"])
+    # An outside query has no catalog category: --same category follows its predicted
+    # product type, as applicability does everywhere.
+    outside = similar(index, indexed.scorer, indexed.copies["jpeg60"][0], k=5, same=["category"])
+    assert outside["category"].nunique() == 1
 
 
 def test_same_attribute_of_an_outside_query_is_the_models_prediction(indexed, monkeypatch):

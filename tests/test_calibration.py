@@ -11,6 +11,8 @@ def taxonomy(exclusive=False, values=("casual", "party")):
         "taxonomy": {
             "category_column": "category",
             "categories": ["top"],
+            # Hand-made targets and scores: no product-type output.
+            "category_output": None,
             "attributes": [{"name": "occasion", "values": list(values), "exclusive": exclusive}],
         },
     }).taxonomy

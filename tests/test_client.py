@@ -120,6 +120,70 @@ class FlakyTransport:
         pass
 
 
+class DyingTransport:
+    """Answers `batches` requests, then fails as a server that went away; records how many
+    output rows were on disk when each request came in."""
+
+    def __init__(self, batches, output=None):
+        self.batches = batches
+        self.output = output
+        self.rows_on_disk = []
+
+    def predict(self, images):
+        if self.output is not None:
+            text = self.output.read_text() if self.output.exists() else ""
+            self.rows_on_disk.append(len(text.splitlines()))
+        if len(self.rows_on_disk) > self.batches or (self.output is None and not self.batches):
+            raise ServingError(grpc.StatusCode.UNAVAILABLE, "connection refused")
+        if self.output is None:
+            self.batches -= 1
+        count = len(images)
+        return {
+            "colour_scores": np.tile(np.array([[0.9, 0.2, 0.1]], np.float32), (count, 1)),
+            "colour_labels": np.array([[b"red", b"", b""]] * count, dtype=object),
+        }
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("output_format", ["jsonl", "csv"])
+def test_cli_streams_rows_and_a_dying_server_leaves_the_finished_ones(
+    image_folder, tmp_path, monkeypatch, capsys, output_format
+):
+    output = tmp_path / f"predictions.{output_format}"
+    transport = DyingTransport(batches=2, output=output)
+    client = PredictClient(transport, VALUE_NAMES, retries=0)
+    monkeypatch.setattr(predict_cli, "client_from_args", lambda args: client)
+    images = [str(image_folder / "photos" / f"{i}.png") for i in range(3)] * 2  # 6 images
+    status = predict_cli.main(["--rest", "http://unused", "--model-name", "standin",
+                               "--batch-size", "2", *images, "-o", str(output)])
+    assert status == 1
+    header = output_format == "csv"
+    # Each batch was on disk before the next request: rows are written as they arrive.
+    assert transport.rows_on_disk == [0, 2 + header, 4 + header]
+    lines = output.read_text().splitlines()
+    assert len(lines) == 4 + header
+    if header:
+        rows = list(csv.DictReader(lines))
+        assert [row["colour"] for row in rows] == ["red"] * 4
+    else:
+        assert [json.loads(line)["image"] for line in lines] == images[:4]
+    error = capsys.readouterr().err
+    assert "connection refused" in error
+    assert f"4 of 6 images written to {output}; 2 not written" in error
+
+
+def test_predict_file_batches_yields_each_batch_before_asking_for_the_next(image_folder):
+    client = PredictClient(DyingTransport(batches=1), VALUE_NAMES, retries=0)
+    paths = [image_folder / "photos" / f"{i}.png" for i in range(3)]
+    batches = client.predict_file_batches(paths, batch_size=2)
+    first = next(batches)
+    assert [record["image"] for record in first] == [str(p) for p in paths[:2]]
+    with pytest.raises(ServingError, match="connection refused"):
+        next(batches)
+
+
 def test_unavailable_is_retried_with_backoff():
     transport = FlakyTransport([grpc.StatusCode.UNAVAILABLE] * 2)
     client = PredictClient(transport, VALUE_NAMES, retries=2, backoff_seconds=0.001)

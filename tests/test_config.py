@@ -122,3 +122,108 @@ def test_every_shipped_config_loads():
     assert configs, "configs/ holds no YAML"
     for path in configs:
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("image_size", "shape"), [(64, (64, 64)), ([128, 100], (128, 100)), ([80, 96], (80, 96))]
+)
+def test_image_size_is_a_square_or_height_width_and_round_trips(tmp_path, image_size, shape):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(with_change("data.image_size", image_size)))
+    config = load_config(path)
+    assert config.data.image_shape == shape
+    saved = tmp_path / "saved.yaml"
+    save_config(config, saved)
+    assert yaml.safe_load(saved.read_text())["data"]["image_size"] == image_size
+    again = load_config(saved)
+    assert again.data.image_size == image_size and again.data.image_shape == shape
+
+
+def test_image_size_override_takes_a_yaml_pair(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    assert load_config(path, ["data.image_size=[128, 100]"]).data.image_shape == (128, 100)
+
+
+@pytest.mark.parametrize(
+    ("image_size", "message"),
+    [
+        ([0, 5], r"data.image_size: expected every side >= 32. Received: \[0, 5\]"),
+        ([128, 16], r"data.image_size: expected every side >= 32. Received: \[128, 16\]"),
+        (16, "data.image_size: expected every side >= 32. Received: 16"),
+        ([1, 2, 3], r"data.image_size: expected .*\[height, width\].*Received: \[1, 2, 3\]"),
+        ([128], r"data.image_size: expected .*\[height, width\].*Received: \[128\]"),
+        ("big", "data.image_size: expected an integer"),
+        ([128, "wide"], "data.image_size: expected an integer.*'wide'"),
+    ],
+)
+def test_bad_image_size_names_the_key(image_size, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(with_change("data.image_size", image_size))
+
+
+def test_data_config_made_in_python_checks_and_keeps_a_plain_list():
+    from kattr.config import DataConfig
+
+    data = DataConfig(image_size=(128, 100))
+    assert data.image_size == [128, 100] and data.image_shape == (128, 100)
+    with pytest.raises(ConfigError, match="data.image_size"):
+        DataConfig(image_size=[0, 5])
+
+
+def test_product_type_output_is_on_by_default_and_derived_from_the_categories():
+    data = with_change("taxonomy.category_merge", {"tee": "tshirt"})
+    taxonomy = config_from_dict(data).taxonomy
+    assert [a.name for a in taxonomy.attributes] == ["colour", "sleeve", "occasion", "product_type"]
+    product_type = taxonomy.category_attribute
+    assert product_type is taxonomy.attributes[-1] and taxonomy.is_category_output(product_type)
+    assert product_type.values == ["tshirt", "dress", "bag"]
+    assert product_type.source_column == "category" and product_type.merge == {"tee": "tshirt"}
+    assert product_type.exclusive and product_type.applies_to is None
+    assert [a.name for a in taxonomy.declared_attributes] == ["colour", "sleeve", "occasion"]
+
+
+def test_product_type_output_name_weight_and_switching_off():
+    data = with_change("taxonomy.category_output", {"name": "article_type", "weight": 0.5})
+    taxonomy = config_from_dict(data).taxonomy
+    assert taxonomy.attributes[-1].name == "article_type" and taxonomy.attributes[-1].weight == 0.5
+    off = config_from_dict(with_change("taxonomy.category_output", None)).taxonomy
+    assert [a.name for a in off.attributes] == ["colour", "sleeve", "occasion"]
+    assert off.category_attribute is None
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ({"name": "colour"}, r"attributes\[0\].name: 'colour' is the name of the predicted"),
+        ({"name": "embedding"}, "category_output.name: expected a Python identifier"),
+        ({"name": "product type"}, "category_output.name: expected a Python identifier"),
+        ({"weight": -1}, "category_output.weight: expected >= 0"),
+        ({"names": "x"}, "category_output.names: unknown key"),
+    ],
+)
+def test_product_type_output_errors_name_the_key(output, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(with_change("taxonomy.category_output", output))
+
+
+def test_product_type_is_not_duplicated_by_a_save_and_load_round_trip(tmp_path):
+    from kattr._schema import to_data
+    from kattr.config import config_to_dict
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    config = load_config(path)
+    saved = tmp_path / "saved.yaml"
+    save_config(config, saved)
+    written = yaml.safe_load(saved.read_text())["taxonomy"]
+    assert [a["name"] for a in written["attributes"]] == ["colour", "sleeve", "occasion"]
+    assert written["category_output"] == {"name": "product_type", "weight": 1.0}
+    for _ in range(2):
+        again = load_config(saved)
+        assert again.taxonomy == config.taxonomy
+        save_config(again, saved)
+    # The full taxonomy (as in an export's kattr.json) loads to the same outputs too.
+    full = config_to_dict(config)
+    full["taxonomy"] = to_data(config.taxonomy)
+    assert config_from_dict(full).taxonomy == config.taxonomy

@@ -206,7 +206,7 @@ def test_report_and_stats_are_written(curated):
     markdown = (output / "report.md").read_text()
     assert "truncated" in markdown and "## Splits" in markdown
     assert {p.name for p in (output / "stats").glob("*.png")} == {
-        "colour.png", "occasion.png", "pattern.png"
+        "colour.png", "occasion.png", "pattern.png", "product_type.png"
     }
 
 
@@ -242,7 +242,7 @@ def test_rare_values_merge_into_the_fallback(catalog, tmp_path):
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["rare_values"]["values"] == [
         {"attribute": "colour", "value": "yellow", "count": 2, "action": "fallback: other",
-         "cells": 2}
+         "cells": 2, "kept_cells": 0}
     ]
     assert result.rare_values == 1 and result.rare_cells_changed == 2
 

@@ -77,6 +77,19 @@ def test_unknown_values_follow_on_unknown(taxonomy, policy):
         assert cleaned.dropped_rows == [0, 1]
 
 
+def test_on_unknown_missing_keeps_a_multi_label_cells_known_values(taxonomy):
+    """`casual|weird`: the cell is kept so that training reads casual = 1 and the other values
+    missing (see `kattr.labels`); blanking it would lose casual, dropping weird would make the
+    others false negatives."""
+    frame = _frame([("a.jpg", "top", "red", "Casual|weird", None),
+                    ("b.jpg", "top", "red|mauve", "weird", None)])
+    cleaned = clean_labels(frame, taxonomy, "missing")
+    assert cleaned.frame["occasion"].tolist() == ["casual|weird", None]
+    assert cleaned.frame["colour"].tolist() == ["red", None]  # exclusive: no value vouched
+    occasion = encode_labels(cleaned.frame, taxonomy, on_unknown="missing").targets["occasion"]
+    np.testing.assert_array_equal(occasion[0], [1, -1, -1])
+
+
 def test_absent_column_is_named(taxonomy):
     with pytest.raises(LabelError, match="print"):
         clean_labels(_frame([("a.jpg", "top", "red", None, None)]).drop(columns="print"),
@@ -166,7 +179,25 @@ def test_rare_values_become_missing(taxonomy):
     colours = pruned.frame["colour"].fillna("(missing)").tolist()
     assert colours == ["red"] * 5 + ["(missing)"] * 3
     occasions = pruned.frame["occasion"].fillna("(missing)").tolist()
-    assert occasions[5:] == ["casual", "(missing)", "(missing)"]
+    # `casual|sport`: dropping sport would make it a false negative, blanking the cell would
+    # lose casual; the cell is kept. The lone `sport` cell becomes missing.
+    assert occasions[5:] == ["casual|sport", "(missing)", "(missing)"]
+    sport = next(r for r in pruned.rare_values if r.value == "sport")
+    assert (sport.cells, sport.kept_cells) == (1, 1)
+
+
+def test_pruning_never_turns_a_known_value_into_a_negative_nor_drops_one(taxonomy):
+    frame = _frame([(f"{i}.jpg", "top", "red", "casual", "solid") for i in range(3)]
+                   + [("x.jpg", "top", "red", "casual|party", "solid"),
+                      ("y.jpg", "top", "red", "party", "solid")])
+    before = encode_labels(frame, taxonomy).targets["occasion"]
+    pruned = prune_rare_values(frame, taxonomy, 3, "missing", {})
+    after = encode_labels(pruned.frame, taxonomy).targets["occasion"]
+    party = taxonomy.declared_attributes[1].values.index("party")
+    assert not np.any((before == 1) & (after == 0))  # no positive became a negative
+    casual = taxonomy.declared_attributes[1].values.index("casual")
+    assert after[3, casual] == 1  # casual of `casual|party` is kept
+    assert after[4, party] == -1  # the lone rare value: missing
 
 
 def test_rare_values_merge_into_the_fallback(taxonomy):
@@ -175,7 +206,7 @@ def test_rare_values_merge_into_the_fallback(taxonomy):
     actions = {(r.attribute, r.value): r.action for r in pruned.rare_values}
     assert actions[("colour", "green")] == "fallback: other"
     assert actions[("occasion", "sport")] == "missing"  # no fallback for occasion
-    assert sum(r.cells for r in pruned.rare_values) == 3 + 2
+    assert sum(r.cells for r in pruned.rare_values) == 3 + 1  # `casual|sport` kept
 
 
 def test_min_count_zero_finds_nothing(taxonomy):

@@ -65,7 +65,7 @@ def _gradcam_by_formula(model, images, layer, attribute, index):
 
 def test_default_layer_is_the_backbones_last_feature_map(explainer):
     assert explainer.layer == "top_activation"
-    assert explainer.attributes == ["colour", "pattern", "sleeve", "occasion"]
+    assert explainer.attributes == ["colour", "pattern", "sleeve", "occasion", "product_type"]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -80,6 +80,19 @@ def test_heatmaps_have_the_image_size_and_unit_range(explainer, images, method, 
         assert heatmap.max() == pytest.approx(1.0) or heatmap.max() == 0.0
         assert explanation.method == method and explanation.layer == "top_activation"
     assert any(e.heatmap.max() > 0 for e in explanations), "every map is empty: nothing tested"
+
+
+def test_portrait_model_explains_height_by_width_images(synthetic_catalog):
+    config = load_config(synthetic_catalog.config_path, [*SMALL_MODEL, "data.image_size=[96, 64]"])
+    explainer = Explainer(build_model(config), config.taxonomy, batch_size=4)
+    assert explainer.image_shape == (96, 64)
+    paths = sorted(synthetic_catalog.image_dir.glob("*.jpg"))[:2]
+    loaded = read_images(paths, explainer.image_shape)
+    assert loaded.images.shape == (2, 96, 64, 3)
+    for explanation in explainer.explain(loaded.images, "colour"):
+        assert explanation.heatmap.shape == (96, 64)
+    with pytest.raises(ExplainError, match=r"\[batch, 96, 64, 3\]"):
+        explainer.explain(loaded.images[:, :64], "colour")
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,8 @@ def run_dir(synthetic_catalog, tmp_path_factory):
     save_config(config, run.config)
     build_model(config).save(run.model)
     # Occasion at 0 predicts all three values; colour at 1 predicts none (top value shown).
-    write_json({"occasion": 0.0, "colour": 1.0}, run.thresholds)
+    # Thresholds must lie in (0, 1): every occasion value is decided, no colour is.
+    write_json({"occasion": 1e-6, "colour": 1 - 1e-6}, run.thresholds)
     return run.root
 
 
@@ -70,7 +71,7 @@ def _links(page) -> list[str]:
 
 
 def test_overlay_png_is_written_atomically(explainer, image_files, tmp_path):
-    images = read_images(image_files[:1], explainer.image_size).images
+    images = read_images(image_files[:1], explainer.image_shape).images
     explanation = explainer.explain(images, "pattern")[0]
     path = render_overlay(images[0], explanation, tmp_path / "sub" / "overlay.png")
     assert path == tmp_path / "sub" / "overlay.png"
@@ -97,7 +98,7 @@ def test_unknown_colormap_is_refused(tmp_path):
 
 
 def test_contact_sheet_has_a_panel_per_attribute(explainer, image_files, tmp_path):
-    images = read_images(image_files[:1], explainer.image_size).images
+    images = read_images(image_files[:1], explainer.image_shape).images
     top = [explainer.explain(images, name)[0] for name in explainer.attributes]
     labels = {"occasion": [("party", 0.61), ("sport", 0.55)]}
     path = render_contact_sheet(images[0], top, labels, tmp_path / "sheet.png", title="x.jpg")
@@ -131,7 +132,7 @@ def test_explain_files_renders_everything_and_skips_a_broken_image(
     # Default: every attribute's predicted values (all three occasions), else its top value.
     per_image = [r for r in report.records if r["image"] == str(image_files[0])]
     assert sorted(r["attribute"] for r in per_image) == [
-        "colour", "occasion", "occasion", "occasion", "pattern", "sleeve"
+        "colour", "occasion", "occasion", "occasion", "pattern", "product_type", "sleeve"
     ]
     assert not any(r["predicted"] for r in per_image if r["attribute"] == "colour")
     links = _links(report.gallery)

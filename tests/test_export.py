@@ -22,25 +22,29 @@ from serving_support import KATTR_SERVE, start_server
 from tensorflow.core.protobuf import saved_model_pb2
 
 from kattr.cli.export import main as export_main
-from kattr.client.model_files import METADATA_PATH, read_value_names
-from kattr.config import config_from_dict, save_config
+from kattr.client.model_files import METADATA_PATH, image_shape_from_metadata, read_value_names
+from kattr.config import AttributeConfig, config_from_dict, save_config
 from kattr.export import ExportError, ServingModule, export_model, export_run
 from kattr.images import decode_and_resize, decode_image
 from kattr.model import build_model, embedding_model
-from kattr.postprocess import decide
+from kattr.postprocess import decide_attributes
 from kattr.run_dir import RunDir, load_run
 from kattr.server.servable import Servable, read_signature_defs
 from kattr.server.warmup import WARMUP_PATH, read_warmup_requests
 
 SIZE = 32
-VALUES = {"colour": ["red", "blue", "green"], "occasion": ["casual", "party"]}
+VALUES = {
+    "colour": ["red", "blue", "green"],
+    "occasion": ["casual", "party"],
+    "product_type": ["top", "shoe"],  # taxonomy.category_output, on by default
+}
 PREDICT_METHOD = "tensorflow/serving/predict"
 
 
-def make_config(base_dir: Path):
+def make_config(base_dir: Path, image_size: int | list[int] = SIZE):
     return config_from_dict(
         {
-            "data": {"image_size": SIZE},
+            "data": {"image_size": image_size},
             "taxonomy": {
                 "category_column": "category",
                 "categories": ["top", "shoe"],
@@ -78,9 +82,11 @@ def keras_reference(config, model, thresholds, encoded) -> dict[str, np.ndarray]
     scores = {name: keras.ops.convert_to_numpy(value) for name, value in model(images).items()}
     embedding = keras.ops.convert_to_numpy(embedding_model(model)(images))
     reference = {"embedding": embedding / np.linalg.norm(embedding, axis=1, keepdims=True)}
+    # Applicability follows the predicted product type, as at serving.
+    all_decisions = decide_attributes(scores, config.taxonomy, thresholds)
     for attribute in config.taxonomy.attributes:
         name = attribute.name
-        decisions = decide(scores[name], thresholds[name], attribute.exclusive)
+        decisions = all_decisions[name]
         reference[f"{name}_scores"] = scores[name]
         reference[f"{name}_labels"] = np.where(decisions, np.array(attribute.values), "")
     return reference
@@ -274,7 +280,7 @@ def test_metadata_and_warmup_describe_the_run(export_dir, loaded, base_path, run
     config, _, thresholds = trained
     metadata = json.loads((export_dir / METADATA_PATH).read_text())
     assert read_value_names(base_path / "kattr") == VALUES
-    assert metadata["image_size"] == SIZE
+    assert metadata["image_size"] == [SIZE, SIZE]  # always [height, width]
     assert metadata["thresholds"] == {name: value.tolist() for name, value in thresholds.items()}
     assert metadata["thresholds"] == json.loads(RunDir(run_dir).thresholds.read_text())
     assert config_from_dict(metadata["config"]) == config
@@ -321,7 +327,7 @@ def test_served_model_answers_rest_predict_like_in_process(
 
 
 def small_model(config, dtype: str = "float32") -> keras.Model:
-    image = keras.Input((SIZE, SIZE, 3), name="image")
+    image = keras.Input((*config.data.image_shape, 3), name="image")
     features = keras.layers.Conv2D(4, 3, dtype=dtype)(keras.layers.Rescaling(1 / 255)(image))
     pooled = keras.layers.GlobalAveragePooling2D(name="embedding", dtype=dtype)(features)
     outputs = {
@@ -410,6 +416,47 @@ def test_model_that_does_not_match_the_taxonomy_is_rejected(small, tmp_path):
         ServingModule(model, other)
 
 
+def test_portrait_export_answers_image_bytes_of_any_size(tmp_path, images):
+    config = make_config(tmp_path, image_size=[48, 32])  # height 48, width 32
+    model = small_model(config)
+    exported = export_model(model, config, None, tmp_path)
+    metadata = json.loads((exported / METADATA_PATH).read_text())
+    assert metadata["image_size"] == [48, 32]
+    assert image_shape_from_metadata(metadata) == (48, 32)
+    assert image_shape_from_metadata({"image_size": 32}) == (32, 32)  # older exports
+    loaded = tf.saved_model.load(str(exported))
+    # The test images are 32x32, 40x48, 36x20 (h x w), ...: none is the model's size.
+    outputs = loaded.signatures["serving_default"](image_bytes=tf.constant(images))
+    pixels = np.stack([decode_and_resize(tf.constant(data), (48, 32)).numpy() for data in images])
+    assert pixels.shape == (len(images), 48, 32, 3)
+    expected = model(pixels)
+    for name in VALUES:
+        np.testing.assert_allclose(
+            outputs[f"{name}_scores"].numpy(), keras.ops.convert_to_numpy(expected[name]),
+            rtol=0, atol=1e-5,
+        )
+    by_pixels = loaded.signatures["predict_images"]
+    np.testing.assert_allclose(
+        by_pixels(images=pixels)["embedding"].numpy(), outputs["embedding"].numpy(), atol=1e-5
+    )
+    decoded = decode_image(tf.constant(images[1])).numpy().astype(np.float32)[np.newaxis]
+    np.testing.assert_allclose(
+        by_pixels(images=decoded)["embedding"].numpy(), outputs["embedding"].numpy()[1:2],
+        atol=1e-5,
+    )
+    requests = read_warmup_requests(exported / WARMUP_PATH)
+    servable = Servable(
+        "kattr", 1, exported, loaded.signatures, read_signature_defs(exported), loaded
+    )
+    assert servable.warmup(requests) == len(requests)
+
+
+def test_model_of_another_image_shape_is_rejected(small, tmp_path):
+    model, _ = small  # 32 x 32
+    with pytest.raises(ExportError, match=r"expected input \[batch, 48, 32, 3\]"):
+        ServingModule(model, make_config(tmp_path, image_size=[48, 32]))
+
+
 def test_mixed_precision_model_exports_float32_outputs(small, tmp_path):
     _, config = small
     model = small_model(config, dtype="mixed_float16")
@@ -435,3 +482,31 @@ def test_cli_reports_an_existing_version_as_an_input_error(export_dir, run_dir, 
     assert export_main(arguments) == 2
     assert "version 1 exists" in capsys.readouterr().err
     assert (export_dir / "saved_model.pb").is_file()
+
+
+def test_serving_labels_follow_the_predicted_product_types_applicability(tmp_path):
+    """A hand-set model: red pictures are tops, blue ones shoes; sleeve applies to tops only."""
+    config = make_config(tmp_path)
+    config.taxonomy.attributes.insert(
+        0, AttributeConfig("sleeve", ["short", "long"], applies_to=["top"])
+    )
+    image = keras.Input((SIZE, SIZE, 3))
+    pooled = keras.layers.GlobalAveragePooling2D(name="embedding")(
+        keras.layers.Rescaling(1 / 255)(image)
+    )  # mean red, green, blue in [0, 1]
+    kernels = {"product_type": [[8.0, -8.0], [0.0, 0.0], [-8.0, 8.0]]}  # red: top, blue: shoe
+    outputs = {}
+    for attribute in config.taxonomy.attributes:
+        layer = keras.layers.Dense(len(attribute.values), activation="sigmoid", name=attribute.name)
+        outputs[attribute.name] = layer(pooled)
+        count = len(attribute.values)
+        kernel = np.array(kernels.get(attribute.name, np.zeros((3, count))), np.float32)
+        layer.set_weights([kernel, np.full(count, 0.0 if attribute.name in kernels else 4.0)])
+    module = ServingModule(keras.Model(image, outputs), config)
+    pixels = np.zeros((2, SIZE, SIZE, 3), np.float32)
+    pixels[0, ..., 0] = pixels[1, ..., 2] = 255.0  # a red picture, then a blue one
+    served = {name: value.numpy() for name, value in module.serve_images(pixels).items()}
+    assert served["product_type_labels"].astype(str).tolist() == [["top", ""], ["", "shoe"]]
+    assert served["sleeve_labels"].astype(str).tolist() == [["short", ""], ["", ""]]
+    assert served["colour_labels"].astype(str)[:, 0].tolist() == ["red", "red"]  # applies to all
+    np.testing.assert_allclose(served["sleeve_scores"][1], served["sleeve_scores"][0])

@@ -132,7 +132,10 @@ def test_real_catalog_config_matches_the_rule():
     assert set(attributes["pattern"].values) == set(PATTERN_WORDS)
     assert attributes["colour"].merge["navy blue"] == "blue"
     assert "casual shoes" not in attributes["pattern"].applies_to
-    assert config.data.image_size == 64 and config.model.weights is None
+    assert attributes["product_type"].values == config.taxonomy.categories
+    # The from-scratch recipe: 60x80 photos at 64x50, a 4x4 token map through output stride 16.
+    assert config.data.image_shape == (64, 50) and config.model.output_stride == 16
+    assert config.model.weights is None
 
 
 def test_cli_prepare_then_validate(raw_folder, tmp_path, capsys):

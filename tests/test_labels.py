@@ -91,6 +91,25 @@ def test_unknown_values_missing_or_drop(taxonomy):
     assert dropped.targets["sleeve"].shape == (1, 2)
 
 
+def test_unknown_value_beside_known_ones_keeps_them_and_makes_no_negative(taxonomy):
+    """`casual|weird` (weird unknown) keeps casual positive; the other occasion values are
+    missing, not negative (weird may be one of them). An exclusive cell with an unknown value
+    vouches for nothing: missing."""
+    data = frame(
+        category=["tshirt", "tshirt", "tshirt"],
+        colour=["red", "red|mauve", "red"],
+        sleeve=["short", "long", "short"],
+        occasion=["casual|weird", "casual", "weird"],
+    )
+    encoded = encode_labels(data, taxonomy, on_unknown="missing")
+    np.testing.assert_array_equal(encoded.targets["occasion"],
+                                  [[1, MISSING, MISSING], [1, 0, 0], [MISSING] * 3])
+    np.testing.assert_array_equal(encoded.targets["colour"][1], [MISSING, MISSING])
+    assert encoded.unknown == [(0, "occasion", "weird"), (1, "colour", "mauve"),
+                               (2, "occasion", "weird")]
+    assert encoded.unknown_as_missing == 3
+
+
 def test_missing_column_is_named(taxonomy):
     data = frame(category=["tshirt"], colour=["red"], occasion=["casual"])
     with pytest.raises(LabelError, match=r"lacks column\(s\) \['sleeve'\]"):
@@ -110,3 +129,42 @@ def test_csv_and_parquet_read_the_same(tmp_path):
         read_manifest(tmp_path / "m.json")
     with pytest.raises(LabelError, match="manifest not found"):
         read_manifest(tmp_path / "absent.csv")
+
+
+def test_exclusive_cell_with_several_values_is_missing_and_listed(taxonomy):
+    data = frame(
+        category=["tshirt", "tshirt", "tshirt"],
+        colour=["red|Navy Blue", "red|crimson", "red"],  # row 2: crimson merges into red
+        sleeve=["short|long", "long", "short"],
+        occasion=["casual|party", "party", "sport"],  # multi-label: several values are fine
+    )
+    encoded = encode_labels(data, taxonomy)
+    np.testing.assert_array_equal(encoded.targets["colour"], [[MISSING] * 2, [1, 0], [1, 0]])
+    np.testing.assert_array_equal(encoded.targets["sleeve"][0], [MISSING, MISSING])
+    np.testing.assert_array_equal(encoded.targets["occasion"][0], [1, 1, 0])
+    assert encoded.conflicting == [(0, "colour", "red|navy blue"), (0, "sleeve", "short|long")]
+
+
+def test_product_type_is_encoded_from_the_category_cell(taxonomy):
+    data = frame(
+        category=["Tee", None, "dress", "hat"],
+        colour=["red"] * 4, sleeve=["short"] * 4, occasion=["party"] * 4,
+    )
+    encoded = encode_labels(data, taxonomy, on_unknown="missing")
+    np.testing.assert_array_equal(
+        encoded.targets["product_type"],
+        [[1, 0, 0], [MISSING] * 3, [0, 1, 0], [MISSING] * 3],  # blank and unknown: missing
+    )
+    assert encoded.unknown == [(3, "category", "hat")]  # reported once, for the category column
+    assert encoded.unknown_as_missing == 1
+    with pytest.raises(LabelError, match="column 'category': 1 unknown value"):
+        encode_labels(data, taxonomy)
+    assert encode_labels(data, taxonomy, on_unknown="drop").rows.tolist() == [0, 1, 2]
+
+
+def test_without_category_output_there_is_no_product_type():
+    taxonomy = config_from_dict(
+        {"data": {}, "taxonomy": {**TAXONOMY, "category_output": None}}
+    ).taxonomy
+    data = frame(category=["tshirt"], colour=["red"], sleeve=["short"], occasion=["party"])
+    assert sorted(encode_labels(data, taxonomy).targets) == ["colour", "occasion", "sleeve"]

@@ -27,6 +27,8 @@ def tiny_config(loss=None, weights=(1.0, 0.5)):
         "taxonomy": {
             "category_column": "category",
             "categories": ["top"],
+            # Hand-made targets and scores: no product-type output.
+            "category_output": None,
             "attributes": [
                 {"name": "colour", "values": ["red", "blue", "green"], "weight": weights[0]},
                 {"name": "occasion", "values": ["casual", "party"], "exclusive": False,
@@ -55,6 +57,21 @@ def test_missing_rows_have_exactly_zero_gradient_and_no_effect():
     moved = Y_PRED.copy()
     moved[2] = [0.01, 0.99, 0.5]
     assert float(loss(Y_TRUE, moved)) == float(value)
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_missing_values_of_a_partly_known_row_have_zero_loss_and_gradient(from_logits):
+    """A multi-label row with a known positive and unvouched values ([1, -1, -1]: `casual|weird`
+    under `on_unknown: missing`) learns only from its known value."""
+    loss = MaskedBinaryCrossentropy(normaliser="labelled", from_logits=from_logits)
+    y_true = np.array([[1, -1, -1]], "float32")
+    scores = np.array([[0.7, 0.2, 0.9]], "float32")
+    y_pred = tf.Variable(logit(scores) if from_logits else scores)
+    with tf.GradientTape() as tape:
+        value = loss(y_true, y_pred)
+    gradient = tape.gradient(value, y_pred).numpy()
+    assert float(value) == pytest.approx(bce(1.0, 0.7), rel=1e-4)
+    assert gradient[0, 0] != 0.0 and np.all(gradient[0, 1:] == 0.0)
 
 
 def test_not_applicable_row_counts_every_value_as_negative():
@@ -161,3 +178,56 @@ def test_balanced_positive_weights_from_training_frequencies():
     np.testing.assert_allclose(capped, [1.0, 2.0, 2.0])
     with pytest.raises(ValueError, match="cap"):
         balanced_positive_weights({"colour": target}, cap=0.5)
+
+
+def logit(score):
+    return np.log(score / (1 - score)).astype("float32")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"normaliser": "labelled"}, {"focal_gamma": 2.0}, {"positive_weights": [3.0, 2.0, 5.0]}],
+)
+def test_logits_loss_agrees_with_the_score_loss_for_moderate_logits(options):
+    on_scores = MaskedBinaryCrossentropy(**options)
+    on_logits = MaskedBinaryCrossentropy(from_logits=True, **options)
+    assert float(on_logits(Y_TRUE, logit(Y_PRED))) == pytest.approx(
+        float(on_scores(Y_TRUE, Y_PRED)), rel=1e-5
+    )
+
+
+@pytest.mark.parametrize("focal_gamma", [0.0, 2.0])
+def test_confidently_wrong_logit_gets_a_full_gradient(focal_gamma):
+    # One positive predicted with logit -30 (score ~1e-13): d BCE / d logit = sigmoid - 1 = -1.
+    y_true = np.array([[1.0, 0.0]], "float32")
+    logits = tf.Variable([[-30.0, -3.0]])
+    with tf.GradientTape() as tape:
+        value = MaskedBinaryCrossentropy(focal_gamma=focal_gamma, from_logits=True)(
+            y_true, logits
+        )
+    negative = np.log1p(np.exp(-3.0)) * (1 / (1 + np.exp(3.0))) ** focal_gamma
+    assert float(value) == pytest.approx(30.0 + negative, rel=1e-5)
+    assert tape.gradient(value, logits).numpy()[0, 0] == pytest.approx(-1.0, abs=1e-4)
+    # The score loss through a sigmoid: Keras clips the score, the gradient vanishes.
+    with tf.GradientTape() as tape:
+        value = MaskedBinaryCrossentropy(focal_gamma=focal_gamma)(y_true, tf.sigmoid(logits))
+    assert abs(tape.gradient(value, logits).numpy()[0, 0]) < 1e-6
+
+
+def test_missing_rows_give_zero_loss_and_gradient_on_logits():
+    loss = MaskedBinaryCrossentropy(from_logits=True, focal_gamma=1.0)
+    logits = tf.Variable(logit(Y_PRED) * 5)  # confident logits too
+    with tf.GradientTape() as tape:
+        value = loss(Y_TRUE, logits)
+    gradient = tape.gradient(value, logits).numpy()
+    assert np.all(gradient[2] == 0.0) and np.all(gradient[[0, 1, 3]] != 0.0)
+    assert float(loss(Y_TRUE[2:3], logits[2:3])) == 0.0
+
+
+def test_from_logits_round_trips_through_the_config():
+    loss = MaskedBinaryCrossentropy(from_logits=True, name="colour_loss")
+    clone = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert clone.from_logits is True and clone.get_config() == loss.get_config()
+    losses, _ = build_losses(tiny_config(), from_logits=True)
+    assert all(loss.from_logits for loss in losses.values())
+    assert not any(loss.from_logits for loss in build_losses(tiny_config())[0].values())

@@ -23,6 +23,8 @@ def tiny_config():
         "taxonomy": {
             "category_column": "category",
             "categories": ["top", "shoe"],
+            # Hand-made targets and scores: no product-type output.
+            "category_output": None,
             "attributes": [
                 {"name": "colour", "values": ["red", "blue", "green"]},
                 {"name": "occasion", "values": ["casual", "party", "work"], "exclusive": False},
@@ -53,6 +55,16 @@ def test_average_accuracy_by_hand():
 def test_average_accuracy_both_empty_is_one_and_no_labelled_rows_is_nan():
     assert average_accuracy(np.zeros((2, 3)), np.zeros((2, 3), bool)) == 1.0
     assert math.isnan(average_accuracy(-np.ones((2, 3)), np.ones((2, 3), bool)))
+
+
+def test_partly_known_rows_are_left_out_of_the_metrics():
+    """A row with unvouched values ([1, -1, -1]) has no full truth: eq. (2) leaves it out."""
+    targets = np.vstack([OCCASION_TRUE, [[1, -1, -1]]])
+    decisions = np.vstack([OCCASION_SCORES >= 0.5, [[True, True, True]]])
+    assert average_accuracy(targets, decisions) == pytest.approx(OCCASION_EQ2)
+    metric = AverageAccuracy(threshold=0.5, exclusive=False)
+    metric.update_state(targets, np.vstack([OCCASION_SCORES, [[0.9, 0.9, 0.9]]]))
+    assert float(metric.result()) == pytest.approx(OCCASION_EQ2, rel=1e-5)
 
 
 def test_streaming_average_accuracy_matches_eq2_over_batches():
@@ -192,3 +204,21 @@ def test_fit_history_has_validation_metrics_per_attribute():
     for row in offline["attributes"]:
         streamed = history.history[f"val_{row['attribute']}_average_accuracy"][0]
         assert streamed == pytest.approx(row["average_accuracy"], abs=1e-6)
+
+
+def test_metrics_on_logits_equal_the_metrics_on_scores():
+    logits = np.log(OCCASION_SCORES / (1 - OCCASION_SCORES))
+    for metric_class in (AverageAccuracy, MaskedF1):
+        on_scores = metric_class(threshold=0.4, exclusive=False)
+        on_logits = metric_class(threshold=0.4, exclusive=False, from_logits=True)
+        on_scores.update_state(OCCASION_TRUE, OCCASION_SCORES)
+        on_logits.update_state(OCCASION_TRUE, logits)
+        assert float(on_logits.result()) == pytest.approx(float(on_scores.result()), abs=1e-6)
+    clone = MaskedF1.from_config(on_logits.get_config())
+    assert clone.from_logits is True
+    metrics = build_metrics(tiny_config(), from_logits=True)
+    assert [m.name for m in metrics["colour"]] == ["average_accuracy", "f1"]
+    assert all(m.from_logits for ms in metrics.values() for m in ms)
+    aa = AverageAccuracy(threshold=0.4, exclusive=False, from_logits=True)
+    aa.update_state(OCCASION_TRUE, logits)
+    assert float(aa.result()) == pytest.approx(OCCASION_EQ2)

@@ -7,7 +7,13 @@ import tensorflow as tf
 
 from kattr.config import config_from_dict, load_config
 from kattr.losses import build_losses
-from kattr.model import build_model, embedding_model, last_conv_layer_name, precision_policy
+from kattr.model import (
+    build_model,
+    embedding_model,
+    last_conv_layer_name,
+    precision_policy,
+    set_output_biases_to_priors,
+)
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 SIZE = 64  # 2x2 spatial tokens
@@ -47,7 +53,7 @@ def model():
 
 def test_outputs_are_named_sigmoid_scores_per_attribute(model):
     scores = model(images())
-    assert sorted(scores) == ["colour", "occasion"]
+    assert sorted(scores) == ["colour", "occasion", "product_type"]  # category_output default
     assert scores["colour"].shape == (2, 3)
     assert scores["occasion"].shape == (2, 2)
     for name, value in scores.items():
@@ -124,6 +130,16 @@ def test_attention_settings(settings, width, has_block):
     assert built(images(size=32))["colour"].shape == (2, 3)
 
 
+def test_portrait_image_size_gives_a_height_by_width_input_and_token_map():
+    built = build_model(tiny_config(size=[128, 100]))
+    assert tuple(built.input.shape) == (None, 128, 100, 3)
+    # EfficientNetB0 is stride 32 with "same" padding: ceil(128/32) x ceil(100/32) = 4 x 4.
+    assert built.get_layer(last_conv_layer_name(built)).output.shape == (None, 4, 4, 1280)
+    assert built.get_layer("tokens").output.shape == (None, 16, 1280)
+    batch = np.random.default_rng(0).uniform(0, 255, (2, 128, 100, 3)).astype("float32")
+    assert built(batch)["colour"].shape == (2, 3)
+
+
 def test_mixed_precision_keeps_outputs_float32():
     with precision_policy(mixed_precision=True):
         built = build_model(tiny_config(size=32))
@@ -154,6 +170,64 @@ def test_backbone_weights_are_loaded_from_a_local_file(tmp_path):
         np.testing.assert_array_equal(
             built.get_layer(name).get_weights()[0], source.get_layer(name).get_weights()[0]
         )
+
+
+def test_output_stride_16_doubles_the_token_map_and_keeps_published_weights(tmp_path):
+    # The stock EfficientNetB0 (stride 32) saves weights that load into the stride-16 variant:
+    # the same shapes, so ImageNet weights work with either stride.
+    source = keras.applications.EfficientNetB0(
+        include_top=False, weights=None, input_shape=(64, 50, 3)
+    )
+    path = tmp_path / "backbone.weights.h5"
+    source.save_weights(path)
+    stride_32 = build_model(tiny_config(size=[64, 50]))
+    stride_16 = build_model(
+        tiny_config({"output_stride": 16, "weights": str(path)}, size=[64, 50])
+    )
+    assert stride_32.get_layer("tokens").output.shape == (None, 4, 1280)
+    assert stride_16.get_layer("tokens").output.shape == (None, 16, 1280)
+    assert stride_16.get_layer("block6a_dwconv").strides == (1, 1)
+    np.testing.assert_array_equal(
+        stride_16.get_layer("block6a_dwconv").get_weights()[0],
+        source.get_layer("block6a_dwconv").get_weights()[0],
+    )
+    batch = np.random.default_rng(0).uniform(0, 255, (2, 64, 50, 3)).astype("float32")
+    assert stride_16(batch)["colour"].shape == (2, 3)
+
+
+@pytest.mark.parametrize("model_settings, key", [
+    ({"output_stride": 8}, "model.output_stride"),
+    ({"drop_connect_rate": 1.0}, "model.drop_connect_rate"),
+    ({"output_bias": "mean"}, "model.output_bias"),
+])
+def test_bad_backbone_settings_name_the_key(model_settings, key):
+    with pytest.raises(ValueError, match=key):
+        tiny_config(model_settings, size=32)
+
+
+def test_output_biases_start_at_the_training_priors():
+    config = tiny_config(size=32)
+    built = build_model(config)
+    targets = {
+        "colour": np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [-1, -1, -1]], "float32"),
+        "occasion": np.array([[1, 1], [0, 1], [0, 0], [0, 1]], "float32"),
+        "product_type": np.array([[1, 0], [1, 0], [0, 1], [1, 0]], "float32"),
+    }
+    set_output_biases_to_priors(built, config, targets)
+    biases = keras.ops.convert_to_numpy(built.get_layer("branches").biases[-1])
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    order = [a.name for a in config.taxonomy.attributes]
+    # colour: missing row left out, green never seen -> clipped at 1e-4
+    np.testing.assert_allclose(
+        biases[order.index("colour"), :3], logit(np.array([2 / 3, 1 / 3, 1e-4])), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        biases[order.index("occasion"), :2], logit(np.array([1 / 4, 3 / 4])), rtol=1e-5
+    )
+    # With zero features the hidden layers add nothing but their biases (zeros at init).
+    scores = built.get_layer("branches")(np.zeros((1, 32), "float32"))
+    occasion = keras.ops.convert_to_numpy(keras.ops.sigmoid(scores[order.index("occasion")]))
+    np.testing.assert_allclose(occasion[0], [1 / 4, 3 / 4], rtol=1e-4)
 
 
 def test_missing_weights_file_names_the_key(tmp_path):

@@ -8,7 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from kattr.config import AugmentationConfig
-from kattr.images import decode_and_resize
+from kattr.images import decode_and_resize, resize_to_fit
 from kattr.pipeline import SkipCounter, make_dataset
 
 SIZE = 32
@@ -66,20 +66,57 @@ def test_aspect_kept_and_padded_white(tmp_path):
     assert image[:, :6].min() == 255.0 and image[:, -6:].min() == 255.0  # white side bands
 
 
-def test_augmentation_off_is_deterministic_and_equals_plain_decode(tmp_path):
+def test_portrait_photo_fits_a_portrait_size_with_two_white_columns_each_side():
+    # A 60 px wide, 80 px high catalog photo into [128, 100]: scaled by 1.6 to 96 x 128.
+    rows = np.linspace(0, 200, 80, dtype=np.float32)[:, None, None]
+    photo = np.broadcast_to(rows, (80, 60, 3)).astype(np.uint8)
+    fitted = resize_to_fit(tf.constant(photo), 128, 100).numpy()
+    assert fitted.shape == (128, 100, 3) and fitted.dtype == np.float32
+    assert fitted[:, :2].min() == 255.0 and fitted[:, -2:].min() == 255.0
+    inside = fitted[:, 2:-2]
+    assert inside[0].max() < 10.0 and inside[-1].min() > 190.0  # the photo spans every row
+    expected = tf.image.resize(photo.astype(np.float32), (128, 96), antialias=True).numpy()
+    np.testing.assert_allclose(inside, expected, atol=1e-3)
+
+
+def test_square_size_is_an_int_or_a_pair_and_height_width_are_not_swapped(tmp_path):
+    wide = np.zeros((20, 40, 3), np.uint8)  # black, twice as wide as tall
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    encoded = tf.io.read_file(str(tmp_path / "wide.png"))
+    np.testing.assert_array_equal(
+        decode_and_resize(encoded, SIZE).numpy(), decode_and_resize(encoded, [SIZE, SIZE]).numpy()
+    )
+    tall_box = decode_and_resize(encoded, (64, 32)).numpy()  # height 64, width 32
+    assert tall_box.shape == (64, 32, 3)
+    assert tall_box[:24].min() == 255.0 and tall_box[-24:].min() == 255.0  # white above, below
+    assert tall_box[24:40].max() == 0.0  # the 16 x 32 image in the middle
+
+
+def test_dataset_yields_height_by_width_batches(tmp_path):
+    paths = write_images(tmp_path)
+    dataset = make_dataset(paths, targets_for(len(paths)), (48, 32), batch_size=8, training=False)
+    images, _ = next(iter(dataset))
+    assert images.shape == (len(paths), 48, 32, 3)
+
+
+@pytest.mark.parametrize("size", [[0, 5], [1, 2, 3], "big", [32.0, 32]])
+def test_bad_size_is_a_clear_error(size):
+    with pytest.raises(ValueError, match=r"size: expected .*Received: "):
+        decode_and_resize(tf.constant(b""), size)
+
+
+def test_augmentation_off_in_training_is_exactly_the_plain_decode(tmp_path):
     paths = write_images(tmp_path)
     off = AugmentationConfig(enabled=False)
-    first = [
-        b[0].numpy()
-        for b in make_dataset(paths, targets_for(5), SIZE, 5, training=False, augmentation=off)
-    ]
-    second = [
-        b[0].numpy()
-        for b in make_dataset(paths, targets_for(5), SIZE, 5, training=False, augmentation=off)
-    ]
-    np.testing.assert_array_equal(first[0], second[0])
+    # training=True is where augmentation would apply; it also shuffles, hence the sorting.
+    trained_on = next(iter(make_dataset(paths, targets_for(5), SIZE, 5, training=True,
+                                        augmentation=off, seed=3)))[0].numpy()
+    plain = next(iter(make_dataset(paths, targets_for(5), SIZE, 5, training=False)))[0].numpy()
+    np.testing.assert_array_equal(
+        sorted(trained_on, key=np.ndarray.tobytes), sorted(plain, key=np.ndarray.tobytes)
+    )
     expected = decode_and_resize(tf.io.read_file(paths[0]), SIZE).numpy()
-    np.testing.assert_allclose(first[0][0], expected)
+    np.testing.assert_array_equal(plain[0], expected)
 
 
 def test_augmentation_on_changes_images_keeps_range(tmp_path):

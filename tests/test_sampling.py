@@ -10,6 +10,7 @@ TAXONOMY = config_from_dict({
     "taxonomy": {
         "category_column": "category",
         "categories": ["shirt", "bag"],
+        "category_output": None,  # hand-made targets: no product-type output
         "attributes": [{"name": "colour", "values": ["red", "blue", "teal"]}],
     },
 }).taxonomy

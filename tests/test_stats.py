@@ -31,6 +31,7 @@ TAXONOMY = {
 #   pattern:  labelled 1,2; missing 3 (shirt, blank), 6 (blank category: applicability unknown);
 #             not applicable 4,5 (shoes, even with a value on row 5)
 #   occasion: labelled 1,3,5; missing 2,4,6
+#   product_type (the category, taxonomy.category_output): labelled 1-5; missing 6 (blank)
 MANIFEST = pd.DataFrame(
     {
         "image": [f"{i}.png" for i in range(1, 7)],
@@ -52,6 +53,9 @@ def test_state_counts(taxonomy):
     assert states.loc["colour"].to_dict() == {"labelled": 4, "missing": 2, "not_applicable": 0}
     assert states.loc["pattern"].to_dict() == {"labelled": 2, "missing": 2, "not_applicable": 2}
     assert states.loc["occasion"].to_dict() == {"labelled": 3, "missing": 3, "not_applicable": 0}
+    assert states.loc["product_type"].to_dict() == {
+        "labelled": 5, "missing": 1, "not_applicable": 0
+    }
     assert (states.sum(axis=1) == len(MANIFEST)).all()
 
 
@@ -67,6 +71,8 @@ def test_value_counts_list_every_value_in_taxonomy_order(taxonomy):
         ("pattern", "striped"): 2,  # the shoe's "solid" is ignored
         ("occasion", "casual"): 2,
         ("occasion", "party"): 2,
+        ("product_type", "shirt"): 3,
+        ("product_type", "shoe"): 2,
     }
     assert list(values["value"][:3]) == ["red", "blue", "green"]
 
@@ -97,7 +103,9 @@ def test_charts_one_png_per_attribute_with_several_frames(taxonomy, tmp_path):
             "after": attribute_state_counts(after, taxonomy),
         },
     )
-    assert [p.name for p in paths] == ["colour.png", "pattern.png", "occasion.png"]
+    assert [p.name for p in paths] == [
+        "colour.png", "pattern.png", "occasion.png", "product_type.png"
+    ]
     assert sorted(p.name for p in (tmp_path / "charts").iterdir()) == sorted(
         p.name for p in paths
     )  # no temporary files left behind
@@ -122,14 +130,15 @@ def test_cli_prints_the_table_and_writes_charts(tmp_path, capsys):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     assert main(["stats", str(tmp_path / "config.yaml")]) == 0
     output = capsys.readouterr().out
-    assert "6 rows" in output and "wrote 3 chart(s)" in output
+    assert "6 rows" in output and "wrote 4 chart(s)" in output
     assert sorted(p.name for p in (tmp_path / "stats").glob("*.png")) == [
         "colour.png",
         "occasion.png",
         "pattern.png",
+        "product_type.png",
     ]
     assert main(["stats", str(tmp_path / "config.yaml"), "--output", str(tmp_path / "o")]) == 0
-    assert len(list((tmp_path / "o").glob("*.png"))) == 3
+    assert len(list((tmp_path / "o").glob("*.png"))) == 4
     assert (tmp_path / "labels.csv").read_bytes() == before
 
 

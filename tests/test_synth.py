@@ -92,10 +92,17 @@ def test_config_loads_and_labels_encode(catalog, truth):
         target = encoded.targets[attribute.name]
         assert target.shape == (len(frame), len(attribute.values))
         applies = frame["category"].isin(attribute.applies_to or config.taxonomy.categories)
-        blank = frame[attribute.name].map(is_blank)
+        blank = frame[attribute.source_column].map(is_blank)
         np.testing.assert_array_equal(np.all(target == -1, axis=1), applies & blank)
         np.testing.assert_array_equal(np.all(target == 0, axis=1), ~applies)
     assert set(frame["split"]) == {"train", "val", "test"}
+    # The product-type head: one-hot over the categories, from the category column.
+    product_type = config.taxonomy.category_attribute
+    assert product_type.name == "product_type" and product_type.source_column == "category"
+    np.testing.assert_array_equal(
+        encoded.targets["product_type"].argmax(axis=1),
+        frame["category"].map(config.taxonomy.categories.index).to_numpy(),
+    )
 
 
 def test_colour_label_matches_mean_garment_colour(catalog, truth, regions):

@@ -117,3 +117,81 @@ def test_mixed_precision_training_keeps_float32_scores_and_restores_the_policy(
     scores = model(np.zeros((2, 32, 32, 3), "float32"))
     assert all(value.dtype == "float32" for value in scores.values())
     assert result.epochs_run == 1
+
+
+def test_resumed_run_keeps_a_better_saved_model_and_the_patience_count(
+    synthetic_catalog, tmp_path
+):
+    overrides = TINY + ["train.epochs=4", "train.early_stopping_patience=1"]
+    config = load_config(synthetic_catalog.config_path, overrides)
+    run = RunDir(tmp_path / "resume_best")
+    with pytest.raises(RuntimeError, match="killed"):
+        train(config, run.root, extra_callbacks=[KillAfterEpoch(1)], verbose=0)
+    # The first session's epoch 0 scored better than any epoch can (1.5 > 1), epoch 1 did not:
+    # the saved model is the best one and early stopping has waited one epoch.
+    with open(run.history, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    rows[0]["val_average_accuracy"] = "1.5"
+    rows[1]["val_average_accuracy"] = "0.5"
+    with open(run.history, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    saved = run.model.read_bytes()
+    result = train(config, run.root, verbose=0)
+    assert run.model.read_bytes() == saved  # epoch 2 (below 1.5) did not overwrite it
+    assert result.epochs_run == 1  # patience 1 was already used up: stop after epoch 2
+    assert history_epochs(run.root) == [0, 1, 2]
+    # The kept model is the serving model: named sigmoid outputs, safe-mode loadable.
+    model = keras.saving.load_model(run.model, safe_mode=True)
+    scores = model(np.zeros((2, 32, 32, 3), "float32"))
+    assert set(scores) == {a.name for a in config.taxonomy.attributes}
+    for name, value in scores.items():
+        assert model.get_layer(name).get_config()["activation"] == "sigmoid"
+        assert np.all((keras.ops.convert_to_numpy(value) > 0) & (value < 1))
+
+
+def test_logits_model_shares_the_weights_and_feeds_the_sigmoid_outputs(synthetic_catalog):
+    from kattr.model import build_model, logits_model
+
+    config = load_config(synthetic_catalog.config_path, TINY)
+    model = build_model(config)
+    view = logits_model(model)
+    assert view.weights[0] is model.weights[0] and len(view.weights) == len(model.weights)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    scores, logits = model(images), view(images)
+    assert set(logits) == set(scores)
+    for name in scores:
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(keras.ops.sigmoid(logits[name])),
+            keras.ops.convert_to_numpy(scores[name]), rtol=1e-6,
+        )
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    from kattr.config import OptimizerConfig
+
+    settings = OptimizerConfig(learning_rate=1e-3, schedule="cosine", warmup_epochs=1.5)
+    schedule = learning_rate_schedule(settings, steps_per_epoch=10, epochs=4)
+    assert float(schedule(0)) == 0.0
+    assert float(schedule(5)) == pytest.approx(1e-3 / 3, rel=1e-5)  # linear warm-up
+    assert float(schedule(15)) == pytest.approx(1e-3, rel=1e-5)  # end of the warm-up
+    assert float(schedule(15 + 25 / 2)) == pytest.approx(5e-4, rel=1e-5)  # half-way down
+    assert float(schedule(39)) < 1e-5 and float(schedule(40)) == pytest.approx(0.0, abs=1e-12)
+    no_warmup = learning_rate_schedule(OptimizerConfig(schedule="cosine"), 10, epochs=4)
+    assert float(no_warmup(0)) == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="epochs"):
+        learning_rate_schedule(settings, 10)
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [["train.optimizer.schedule=cosine", "train.optimizer.warmup_epochs=3"],
+     ["train.optimizer.warmup_epochs=1"]],
+)
+def test_warmup_must_fit_the_run_and_needs_the_cosine_schedule(synthetic_catalog, optimizer):
+    from kattr.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.optimizer.warmup_epochs"):
+        load_config(synthetic_catalog.config_path, optimizer + ["train.epochs=3"])

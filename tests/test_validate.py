@@ -137,6 +137,23 @@ def test_finds_each_problem_on_its_row(tmp_path):
     assert report.images_checked == 4 + 4  # distinct existing files, the broken ones included
 
 
+def test_several_values_in_an_exclusive_cell_are_reported_with_rows_and_count(tmp_path):
+    rows = [
+        *GOOD_ROWS,
+        _row("images/a.png", colour="red|blue"),            # 5: contradictory exclusive colour
+        _row("images/b.jpg", colour="navy|Blue"),           # 6: one value after the merge: fine
+        _row("images/c.bmp", colour="red", pattern="solid|striped"),  # 7
+    ]
+    report = validate_catalog(load_config(_write_catalog(tmp_path, rows, GOOD_FILES)))
+    found = report.problems["conflicting_values"]
+    assert [(p.row, p.column) for p in found] == [(5, "colour"), (7, "pattern")]
+    assert "'red|blue'" in found[0].detail and "missing" in found[0].detail
+    assert report.ok  # a warning: training treats the cell as missing
+    text = report.format()
+    assert "[warning] conflicting_values: 2" in text
+    assert "row 5, column 'colour': 'red|blue'" in text
+
+
 def test_missing_columns_are_errors_and_other_columns_are_still_checked(tmp_path):
     rows = [{k: v for k, v in row.items() if k != "pattern"} for row in GOOD_ROWS]
     rows[0]["colour"] = "purple"

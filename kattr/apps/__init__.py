@@ -11,6 +11,8 @@ Example:
 
 from kattr.apps.audit import AuditResult, audit, audit_manifest
 from kattr.apps.enrich import EnrichResult, enrich, enrich_manifest
+from kattr.apps.labelstudio import export_queue
+from kattr.apps.labelstudio_review import import_review
 from kattr.apps.scoring import CatalogScores, ImageFailure, Scorer, manifest_images
 from kattr.apps.search import SimilarityIndex, build_index, index_manifest, similar
 from kattr.apps.selection import SelectResult, k_center_greedy, select, select_manifest
@@ -29,6 +31,8 @@ __all__ = [
     "build_index",
     "enrich",
     "enrich_manifest",
+    "export_queue",
+    "import_review",
     "index_manifest",
     "k_center_greedy",
     "manifest_images",

@@ -7,9 +7,10 @@ import pandas as pd
 
 from kattr.config import AttributeConfig, TaxonomyConfig, canonical
 from kattr.labels import LabelError, category_of, is_blank
-from kattr.postprocess import decide
+from kattr.postprocess import applicability_table, category_indices, decide
 
 __all__ = [
+    "applicability_categories",
     "applicable_rows",
     "blank_cells",
     "catalog_sets",
@@ -43,19 +44,55 @@ def check_min_score(min_score: float | None) -> None:
         raise ValueError(f"min_score must be in (0, 1]. Received: min_score={min_score}")
 
 
+def applicability_categories(
+    frame: pd.DataFrame, taxonomy: TaxonomyConfig, scores=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The category each row's applicability follows: the catalog's where the row has a known
+    one, else the predicted product type (`kattr.postprocess.category_indices`).
+
+    Args:
+        frame: the manifest.
+        taxonomy: the model's taxonomy.
+        scores: the rows' `CatalogScores`, or None to use the catalog's categories only.
+
+    Returns:
+        int [rows] indices into `taxonomy.categories` (-1 where unknown: a blank or unknown
+        category and no product-type prediction) and str [rows] sources (`catalog`, `model`,
+        or "").
+
+    Example:
+        >>> index, source = applicability_categories(frame, taxonomy, scores)
+        >>> source.tolist()  # row 1 has a blank category cell
+        ['catalog', 'model']
+    """
+    categories = [category_of(cell, taxonomy) for cell in frame[taxonomy.category_column]]
+    return category_indices(taxonomy, None if scores is None else scores.scores, categories)
+
+
 def applicable_rows(
-    frame: pd.DataFrame, taxonomy: TaxonomyConfig, attribute: AttributeConfig
+    frame: pd.DataFrame,
+    taxonomy: TaxonomyConfig,
+    attribute: AttributeConfig,
+    category_index: np.ndarray | None = None,
 ) -> np.ndarray:
     """bool [rows]: the attribute applies to the row's category.
 
     An attribute without `applies_to` applies everywhere; one with it does not apply where the
-    category is blank or unknown (its applicability cannot be told).
+    category is unknown (its applicability cannot be told).
+
+    Args:
+        frame: the manifest.
+        taxonomy: the model's taxonomy.
+        attribute: the attribute.
+        category_index: from `applicability_categories` (the catalog's category, else the
+            predicted product type); None uses the catalog's categories only.
     """
     if attribute.applies_to is None:
         return np.ones(len(frame), dtype=bool)
-    allowed = set(attribute.applies_to)
-    categories = [category_of(cell, taxonomy) for cell in frame[taxonomy.category_column]]
-    return np.array([category in allowed for category in categories], dtype=bool)
+    if category_index is None:
+        category_index, _ = applicability_categories(frame, taxonomy)
+    # Index -1 (unknown) reads the table's last entry, False.
+    return applicability_table(taxonomy, attribute)[np.asarray(category_index)]
 
 
 def blank_cells(frame: pd.DataFrame, attribute: AttributeConfig) -> np.ndarray:

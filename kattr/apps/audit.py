@@ -1,9 +1,10 @@
 """Label audit: rank catalog cells that a confident prediction contradicts.
 
-A labelled cell (known values, attribute applicable to the row's category) is suspect when the
-post-processed prediction (`kattr.postprocess.decide`: calibrated thresholds, exclusivity, and
-`min_score` when given) decides values and they differ from the catalog's. Suspects are ranked
-by their evidence:
+A labelled cell (known values, attribute applicable to the row's category: the catalog's, or
+the predicted product type where the row has none) is suspect when the post-processed
+prediction (`kattr.postprocess.decide`: calibrated thresholds, exclusivity, and `min_score`
+when given) decides values and they differ from the catalog's. The category cell is audited
+too, as the product type (`taxonomy.category_output`). Suspects are ranked by their evidence:
 
 - `predicted_score`: the predicted value's score (exclusive attributes), or the probability of
   the predicted value set under the independent sigmoids (multi-label attributes);
@@ -33,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from kattr.apps._cells import (
+    applicability_categories,
     applicable_rows,
     catalog_sets,
     check_columns,
@@ -85,10 +87,12 @@ def _attribute_suspects(
     attribute: AttributeConfig,
     min_score: float | None,
     views: Sequence[CatalogScores],
+    category_index: np.ndarray,
 ) -> tuple[pd.DataFrame, int]:
     taxonomy = scores.taxonomy
     sets, known = catalog_sets(frame, attribute, taxonomy.separator)
-    auditable = known & applicable_rows(frame, taxonomy, attribute) & scores.scored
+    applies = applicable_rows(frame, taxonomy, attribute, category_index)
+    auditable = known & applies & scores.scored
     values = np.asarray(scores.scores[attribute.name], np.float32)
     thresholds = scores.thresholds[attribute.name]
     decisions = predicted_decisions(values, thresholds, attribute, min_score)
@@ -149,8 +153,11 @@ def audit(
     check_columns(frame, scores.taxonomy)
     frame = frame.reset_index(drop=True)
     tables, checked = [], {}
+    category_index, _ = applicability_categories(frame, scores.taxonomy, scores)
     for attribute in scores.taxonomy.attributes:
-        table, count = _attribute_suspects(frame, scores, attribute, min_score, views)
+        table, count = _attribute_suspects(
+            frame, scores, attribute, min_score, views, category_index
+        )
         tables.append(table)
         checked[attribute.name] = count
     queue = pd.concat(tables, ignore_index=True)
@@ -189,7 +196,7 @@ def write_overlays(
     explainer = Explainer(scorer.model, scorer.taxonomy, scorer.thresholds, batch_size=batch_size)
     overlays = []
     for item in queue.itertuples(index=False):
-        loaded = read_images([item.image], explainer.image_size)
+        loaded = read_images([item.image], explainer.image_shape)
         if not loaded.paths:
             overlays.append("")
             continue

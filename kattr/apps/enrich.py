@@ -8,6 +8,15 @@ stay blank. Two columns per attribute record where each cell comes from:
 - `<attr>_source`: `catalog` (the seller's value), `model` (filled here), blank where empty;
 - `<attr>_score`: the score of the filled value (the lowest one when several are filled).
 
+The product type (`taxonomy.category_output`, e.g. `product_type`) is one of these attributes:
+its cells are the category column's, so a blank category is filled from the prediction, with
+`product_type_source` / `product_type_score`. Applicability follows the catalog's category
+where the row has a known one, else the predicted product type (its highest score, even when
+too low to fill the cell); two columns say which:
+
+- `applicability_category`: the category `applies_to` was checked against ("" if unknown);
+- `applicability_source`: `catalog`, `model` (the predicted product type) or "".
+
 Example:
     >>> with Scorer.from_run("runs/shirts") as scorer:
     ...     result = enrich_manifest("catalog.csv", "enriched.csv", scorer, min_score=0.8)
@@ -18,13 +27,14 @@ Example:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from kattr.apps._cells import (
+    applicability_categories,
     applicable_rows,
     blank_cells,
     check_columns,
@@ -60,12 +70,15 @@ class EnrichResult:
             `filled`, `left_blank`, and `failed_images` (blank cells whose image failed).
         failures: the images that could not be scored.
         output: the file written (None when only computed).
+        applicability: rows whose applicability followed the `catalog` category, the `model`'s
+            predicted product type, or neither (`unknown`).
     """
 
     frame: pd.DataFrame
     summary: dict[str, dict[str, int]]
     failures: list[ImageFailure]
     output: Path | None = None
+    applicability: dict[str, int] = field(default_factory=dict)
 
 
 def enrich(
@@ -84,12 +97,19 @@ def enrich(
     check_columns(frame, taxonomy)
     enriched = frame.reset_index(drop=True).copy()
     scored = scores.scored
+    # From the cells as given, before the product type fills any category.
+    category_index, category_source = applicability_categories(enriched, taxonomy, scores)
+    product_type = taxonomy.category_attribute
+    if product_type is not None and f"{product_type.name}_source" in enriched.columns:
+        # A category filled by an earlier enrichment is still the model's.
+        filled_before = enriched[f"{product_type.name}_source"].fillna("").to_numpy() == MODEL
+        category_source[filled_before & (category_source == CATALOG)] = MODEL
     summary = {}
     for attribute in taxonomy.attributes:
         column = attribute.source_column
         cells = enriched[column].astype(object).to_numpy(copy=True)
         blank = blank_cells(enriched, attribute)
-        candidates = blank & applicable_rows(enriched, taxonomy, attribute)
+        candidates = blank & applicable_rows(enriched, taxonomy, attribute, category_index)
         values = np.asarray(scores.scores[attribute.name], np.float32)
         decisions = predicted_decisions(
             values, scores.thresholds[attribute.name], attribute, min_score
@@ -118,7 +138,17 @@ def enrich(
             "left_blank": int(candidates.sum() - fill.sum()),
             "failed_images": int((candidates & ~scored).sum()),
         }
-    return EnrichResult(enriched, summary, list(scores.failures))
+    known = category_index >= 0
+    enriched["applicability_category"] = np.where(
+        known, np.array(taxonomy.categories + [""], dtype=object)[category_index], ""
+    )
+    enriched["applicability_source"] = category_source
+    applicability = {
+        CATALOG: int((category_source == CATALOG).sum()),
+        MODEL: int((category_source == MODEL).sum()),
+        "unknown": int((~known).sum()),
+    }
+    return EnrichResult(enriched, summary, list(scores.failures), applicability=applicability)
 
 
 def enrich_manifest(
@@ -161,6 +191,7 @@ def enrich_manifest(
         {
             "manifest": str(manifest), "output": str(output), "source": scores.source,
             "min_score": min_score, "attributes": result.summary,
+            "applicability": result.applicability,
             "failed_images": len(scores.failures), "failures": scores.failure_lines(limit=1000),
         },
         summary_path(output),

@@ -38,6 +38,7 @@ import pandas as pd
 
 from kattr.config import TaxonomyConfig
 from kattr.labels import LabelError, is_blank, read_manifest
+from kattr.serving_contract import EMBEDDING_OUTPUT, METADATA_PATH, scores_output
 
 __all__ = [
     "APPEARANCE_SIDE",
@@ -156,7 +157,7 @@ def manifest_images(
 
 def read_export_metadata(path: str | os.PathLike) -> dict:
     """The content of an export's `kattr.json` (a file, a version directory or a base path)."""
-    from kattr.client.model_files import METADATA_PATH, resolve_version_dir
+    from kattr.client.model_files import resolve_version_dir
 
     path = Path(path)
     metadata_file = path if path.is_file() else resolve_version_dir(path) / METADATA_PATH
@@ -166,14 +167,17 @@ def read_export_metadata(path: str | os.PathLike) -> dict:
 
 
 def taxonomy_from_metadata(
-    metadata: Mapping, source: str = "kattr.json"
+    metadata: Mapping, source: str = METADATA_PATH.name
 ) -> tuple[TaxonomyConfig, dict[str, np.ndarray]]:
     """The taxonomy and per-value thresholds stored in a `kattr.json`."""
     from kattr._schema import ConfigError, from_data
     from kattr.postprocess import thresholds_for
 
     try:
-        taxonomy = from_data(TaxonomyConfig, metadata["taxonomy"], "taxonomy")
+        taxonomy_data = dict(metadata["taxonomy"])
+        # Exports made before the product-type output existed predict no product type.
+        taxonomy_data.setdefault("category_output", None)
+        taxonomy = from_data(TaxonomyConfig, taxonomy_data, "taxonomy")
         thresholds = thresholds_for(taxonomy, metadata.get("thresholds"))
     except (KeyError, ConfigError, ValueError) as error:
         raise ValueError(f"{source}: expected a taxonomy and thresholds: {error}") from None
@@ -249,7 +253,7 @@ class Scorer:
         source: a description of the source (kind and where), stored in indexes and reports.
         close: releases the source.
         model: the Keras model when the source is a run (for Grad-CAM), else None.
-        image_size: the model's input side, when known.
+        image_shape: the model's input `(height, width)`, when known.
 
     Example:
         >>> with Scorer.from_model_dir("exports/shirts") as scorer:
@@ -264,7 +268,7 @@ class Scorer:
         source: dict,
         close: Callable[[], None] | None = None,
         model=None,
-        image_size: int | None = None,
+        image_shape: tuple[int, int] | None = None,
     ):
         self._predict = predict
         self.taxonomy = taxonomy
@@ -272,7 +276,7 @@ class Scorer:
         self.source = dict(source)
         self._close = close
         self.model = model
-        self.image_size = image_size
+        self.image_shape = image_shape
 
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike) -> Scorer:
@@ -285,7 +289,7 @@ class Scorer:
         from kattr.run_dir import load_run
 
         config, model, thresholds = load_run(run_dir)
-        size = config.data.image_size
+        shape = config.data.image_shape
         # One forward pass gives the scores and the pooled feature (`embedding_model`'s output).
         outputs_model = keras.Model(
             model.input, {**model.output, "embedding": model.get_layer(EMBEDDING_LAYER).output}
@@ -293,10 +297,10 @@ class Scorer:
         # Traced once for any batch size: eager calls cost about 0.3 s each on 2 CPU cores.
         forward = tf.function(
             lambda images: outputs_model(images, training=False),
-            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
+            input_signature=[tf.TensorSpec([None, *shape, 3], tf.float32)],
         )
         decode = tf.function(
-            lambda encoded: decode_and_resize(encoded, size),
+            lambda encoded: decode_and_resize(encoded, shape),
             input_signature=[tf.TensorSpec([], tf.string)],
         )
         names = [attribute.name for attribute in config.taxonomy.attributes]
@@ -315,7 +319,7 @@ class Scorer:
         return cls(
             predict, config.taxonomy, thresholds,
             source={"kind": "run", "path": str(Path(run_dir).resolve())},
-            model=model, image_size=size,
+            model=model, image_shape=shape,
         )
 
     @classmethod
@@ -340,6 +344,7 @@ class Scorer:
         """
         import grpc
 
+        from kattr.client.model_files import image_shape_from_metadata
         from kattr.server.errors import ServingError
 
         taxonomy, thresholds = taxonomy_from_metadata(metadata)
@@ -352,18 +357,18 @@ class Scorer:
                 if error.code == grpc.StatusCode.INVALID_ARGUMENT:
                     raise ImageDecodeError(error.message) from None
                 raise
-            missing = [f"{name}_scores" for name in names if f"{name}_scores" not in outputs]
-            if missing or "embedding" not in outputs:
+            missing = [scores_output(name) for name in names if scores_output(name) not in outputs]
+            if missing or EMBEDDING_OUTPUT not in outputs:
                 raise ValueError(
-                    f"{source}: the model's outputs lack {missing or ['embedding']}; expected a "
-                    f"kattr export. Received outputs: {sorted(outputs)}"
+                    f"{source}: the model's outputs lack {missing or [EMBEDDING_OUTPUT]}; "
+                    f"expected a kattr export. Received outputs: {sorted(outputs)}"
                 )
-            scores = {name: np.asarray(outputs[f"{name}_scores"], np.float32) for name in names}
-            return scores, np.asarray(outputs["embedding"], np.float32)
+            scores = {name: np.asarray(outputs[scores_output(name)], np.float32) for name in names}
+            return scores, np.asarray(outputs[EMBEDDING_OUTPUT], np.float32)
 
         return cls(
             predict, taxonomy, thresholds, source, close=client.close,
-            image_size=metadata.get("image_size"),
+            image_shape=image_shape_from_metadata(metadata),
         )
 
     def predict(self, images: Sequence[bytes]) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -196,14 +196,16 @@ class SimilarityIndex:
         """The canonical value set of each indexed row's cell in `column` (empty when blank)."""
         attribute = self._attributes.get(column)
         separator = self.taxonomy.separator
+        # The category column (also the product type's column) holds one value per cell.
+        is_category = self.resolve_column(column) == self.taxonomy.category_column
         values = []
         for cell in self.metadata[self.resolve_column(column)]:
             if is_blank(cell):
                 values.append(set())
-            elif attribute is not None:
+            elif attribute is not None and not is_category:
                 parts = (canonical(part) for part in str(cell).split(separator))
                 values.append({attribute.merge.get(p, p) for p in parts if p})
-            elif column == self.taxonomy.category_column:
+            elif is_category:
                 value = canonical(cell)
                 values.append({self.taxonomy.category_merge.get(value, value)})
             else:
@@ -212,16 +214,17 @@ class SimilarityIndex:
 
     def canonical_value(self, column: str, value: str) -> str:
         """A filter value as cells are compared: canonical, merged, and checked for attributes."""
-        attribute = self._attributes.get(self.resolve_column(column))
+        resolved = self.resolve_column(column)
+        attribute = self._attributes.get(resolved)
         folded = canonical(value)
-        if attribute is not None:
+        if attribute is not None and resolved != self.taxonomy.category_column:
             folded = attribute.merge.get(folded, folded)
             if folded not in attribute.values:
                 raise SearchError(
                     f"--where {column}={value}: {value!r} is not a value of attribute "
                     f"{attribute.name!r}; expected one of {attribute.values}"
                 )
-        elif column == self.taxonomy.category_column:
+        elif resolved == self.taxonomy.category_column:
             folded = self.taxonomy.category_merge.get(folded, folded)
             if folded not in self.taxonomy.categories:
                 raise SearchError(

@@ -1,7 +1,9 @@
 """Annotation queue: choose the images most worth labelling next (active learning).
 
 Candidates are the rows with at least one blank cell of an attribute that applies to their
-category (unlabelled or partially labelled products). Each such cell gets an uncertainty in
+category (unlabelled or partially labelled products); the category is the catalog's, or the
+predicted product type where the row has none (a blank category cell is itself a blank cell of
+the product type). Each such cell gets an uncertainty in
 [0, 1] from the model's scores, and a row's uncertainty is the mean (or max) over its blank
 applicable cells:
 
@@ -13,7 +15,10 @@ applicable cells:
 The `budget` most uncertain rows are chosen; with `diversify`, k-center greedy on the embeddings
 (Sener and Savarese, "Active Learning for Convolutional Neural Networks: A Core-Set Approach",
 ICLR 2018) picks them from a pool of the most uncertain `pool_factor * budget` rows, so that
-near-identical products do not fill the queue.
+near-identical products do not fill the queue. The rows already labelled (scored, with every
+applicable cell filled) are the initial centres, so the queue spreads away from what annotators
+have covered; without them the most uncertain row is the first pick. No row is picked twice,
+even where embeddings coincide.
 
 Example:
     >>> with Scorer.from_run("runs/shirts") as scorer:
@@ -33,7 +38,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kattr.apps._cells import applicable_rows, blank_cells, check_columns, check_rows
+from kattr.apps._cells import (
+    applicability_categories,
+    applicable_rows,
+    blank_cells,
+    check_columns,
+    check_rows,
+)
 from kattr.apps.scoring import CatalogScores, ImageFailure, Scorer, manifest_images
 from kattr.config import AttributeConfig
 from kattr.labels import write_manifest
@@ -113,7 +124,9 @@ def k_center_greedy(
             first pick is the farthest from them.
 
     Returns:
-        int [min(k, n)]: positions in pick order.
+        int [min(k, n)]: distinct positions in pick order. A point is never picked twice:
+        once every unpicked point coincides with a centre (identical embeddings), the rest
+        follow in position order.
 
     Example:
         >>> k_center_greedy(np.array([[0.0], [0.1], [5.0], [10.0]]), 2)
@@ -135,10 +148,14 @@ def k_center_greedy(
             raise ValueError(f"first must be in [0, {count}). Received: first={first}")
         picks = [int(first)]
         distance = _distances(embeddings, embeddings[first:first + 1])[:, 0]
+    # A picked point is out of the running: with coinciding points every distance reaches 0
+    # and argmax would otherwise return a picked one again.
+    distance[picks] = -np.inf
     while len(picks) < k:
         chosen = int(np.argmax(distance))
         picks.append(chosen)
         distance = np.minimum(distance, _distances(embeddings, embeddings[chosen:chosen + 1])[:, 0])
+        distance[chosen] = -np.inf
     return np.array(picks, dtype=np.int64)
 
 
@@ -165,7 +182,7 @@ def select(
         strategy: `entropy` or `margin` (see the module docstring).
         aggregate: `mean` or `max` over a row's blank applicable cells.
         diversify: pick with k-center greedy on the embeddings from the most uncertain
-            `pool_factor * budget` candidates.
+            `pool_factor * budget` candidates, the already-labelled rows as initial centres.
         pool_factor: size of the diversification pool, in budgets (>= 1).
     """
     if isinstance(budget, bool) or not isinstance(budget, int | np.integer) or budget < 1:
@@ -181,8 +198,9 @@ def select(
     check_columns(frame, taxonomy)
     frame = frame.reset_index(drop=True)
     per_cell, open_cells = [], []
+    category_index, _ = applicability_categories(frame, taxonomy, scores)
     for attribute in taxonomy.attributes:
-        applies = applicable_rows(frame, taxonomy, attribute)
+        applies = applicable_rows(frame, taxonomy, attribute, category_index)
         open_cells.append(blank_cells(frame, attribute) & applies)
         values = np.nan_to_num(np.asarray(scores.scores[attribute.name]), nan=0.5)
         per_cell.append(
@@ -198,7 +216,9 @@ def select(
     by_row = dict(zip(candidates.tolist(), uncertainty.tolist(), strict=True))
     if diversify and len(order) > budget:
         pool = order[: budget * pool_factor]
-        chosen = pool[k_center_greedy(scores.embeddings[pool], budget, first=0)]
+        labelled = _labelled_rows(frame, taxonomy, open_cells, scores)
+        chosen = pool[k_center_greedy(scores.embeddings[pool], budget, first=0,
+                                      centers=scores.embeddings[labelled])]
     else:
         chosen = order[:budget]
     queue = frame.iloc[chosen].copy()
@@ -206,6 +226,17 @@ def select(
     queue["rank"] = np.arange(1, len(chosen) + 1)
     return SelectResult(queue.reset_index(drop=True), chosen, len(candidates),
                         list(scores.failures))
+
+
+def _labelled_rows(
+    frame: pd.DataFrame, taxonomy, open_cells: np.ndarray, scores: CatalogScores
+) -> np.ndarray:
+    """Scored rows with no blank applicable cell and at least one filled attribute cell: the
+    products already covered, which k-center greedy treats as initial centres."""
+    filled = np.zeros(len(frame), dtype=bool)
+    for attribute in taxonomy.attributes:
+        filled |= ~blank_cells(frame, attribute)
+    return np.flatnonzero(filled & ~open_cells.any(axis=1) & scores.scored)
 
 
 def select_manifest(

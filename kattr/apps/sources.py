@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kattr.apps.scoring import Scorer, read_export_metadata
+from kattr.serving_contract import DEFAULT_SIGNATURE
 
 __all__ = ["open_scorer", "open_source"]
 
@@ -26,7 +27,7 @@ def open_scorer(
     model_name: str | None = None,
     values_from: str | os.PathLike | None = None,
     version: int | None = None,
-    signature: str = "serving_default",
+    signature: str = DEFAULT_SIGNATURE,
     timeout: float = 30.0,
     retries: int = 3,
 ) -> Scorer:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from kattr import serving_contract
+
 __all__ = [
     "add_manifest_arguments",
     "add_source_arguments",
@@ -32,7 +34,9 @@ def add_source_arguments(parser: argparse.ArgumentParser, allow_run: bool = True
     source.add_argument("--grpc", metavar="HOST:PORT", help="gRPC server, e.g. 127.0.0.1:8500")
     parser.add_argument("--model-name", help="served model name (required with --rest/--grpc)")
     parser.add_argument("--version", type=int, help="a specific model version (default: latest)")
-    parser.add_argument("--signature", default="serving_default", help="signature to run")
+    parser.add_argument(
+        "--signature", default=serving_contract.DEFAULT_SIGNATURE, help="signature to run"
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     parser.add_argument(
         "--retries", type=int, default=3,

@@ -86,7 +86,7 @@ def run_demo(args: argparse.Namespace) -> int:
     run_dir = output / "run"
     train(config, run_dir, verbose=2)
 
-    _step("5. evaluate on the validation split with calibrated thresholds")
+    _step("5. calibrate thresholds on the validation split, evaluate on the test split")
     evaluation = evaluate_run(run_dir, calibrate=True)
     print(report_to_markdown(evaluation))
     print(

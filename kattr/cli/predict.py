@@ -3,6 +3,10 @@
 Scores are keyed by value name with --model-dir (from its kattr.json) or --values-from;
 otherwise they are listed in the model's value order. Labels are always value names.
 
+Rows are written and flushed batch by batch as the server answers; if the server fails
+mid-run, every finished row stays in the output and the error says how many images were
+written and how many were not.
+
 Typical usage:
     kattr-predict --grpc 127.0.0.1:8500 --model-name shirts --values-from exports/shirts photos/
     kattr-predict --rest http://127.0.0.1:8501 --model-name shirts catalog.csv -o out.csv
@@ -37,19 +41,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from kattr.client import collect_images, write_predictions
+    from kattr.client import PredictionWriter, collect_images
     from kattr.server import ServingError
 
     images = collect_images(args.inputs, args.image_root, args.image_column)
+    writer = PredictionWriter(args.output, args.format)
+    failed = 0
     try:
-        with client_from_args(args) as client:
-            records = list(client.predict_files(images, args.batch_size))
+        with client_from_args(args) as client, writer:
+            # Rows are written and flushed batch by batch, as the server answers.
+            for records in client.predict_file_batches(images, args.batch_size):
+                writer.write(records)
+                failed += sum("error" in record for record in records)
     except ServingError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(
+            f"error: {error}; {writer.written} of {len(images)} images written to "
+            f"{args.output or 'stdout'}; {len(images) - writer.written} not written",
+            file=sys.stderr,
+        )
         return 1
-    write_predictions(records, args.output, args.format)
-    failed = sum("error" in record for record in records)
-    print(f"kattr-predict: {len(records)} images, {failed} failed", file=sys.stderr)
+    print(f"kattr-predict: {len(images)} images, {failed} failed", file=sys.stderr)
     return 1 if failed else 0
 
 

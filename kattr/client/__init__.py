@@ -11,12 +11,13 @@ from kattr.client.inputs import collect_images
 from kattr.client.model_files import read_value_names, resolve_version_dir
 from kattr.client.predict_client import PredictClient
 from kattr.client.transports import GrpcTransport, InProcessTransport, RestTransport
-from kattr.client.writers import format_predictions, write_predictions
+from kattr.client.writers import PredictionWriter, format_predictions, write_predictions
 
 __all__ = [
     "GrpcTransport",
     "InProcessTransport",
     "PredictClient",
+    "PredictionWriter",
     "RestTransport",
     "collect_images",
     "decode_outputs",

@@ -13,10 +13,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["decode_outputs"]
+from kattr.serving_contract import attribute_of_scores_output, labels_output, scores_output
 
-_SCORES_SUFFIX = "_scores"
-_LABELS_SUFFIX = "_labels"
+__all__ = ["decode_outputs"]
 
 
 def _text(value: bytes | str) -> str:
@@ -43,7 +42,8 @@ def decode_outputs(
     Raises:
         ValueError: an attribute's number of value names differs from its number of scores.
     """
-    attributes = [name[: -len(_SCORES_SUFFIX)] for name in outputs if name.endswith(_SCORES_SUFFIX)]
+    attributes = [attribute_of_scores_output(name) for name in outputs]
+    attributes = [name for name in attributes if name is not None]
     if value_names:
         order = {name: index for index, name in enumerate(value_names)}
         attributes.sort(key=lambda name: (order.get(name, len(order)), name))
@@ -51,11 +51,11 @@ def decode_outputs(
         attributes.sort()
     if not attributes:
         raise ValueError(f"no <attribute>_scores outputs. Received: {sorted(outputs)}")
-    batch_size = len(outputs[attributes[0] + _SCORES_SUFFIX])
+    batch_size = len(outputs[scores_output(attributes[0])])
     records: list[dict] = [{} for _ in range(batch_size)]
     for attribute in attributes:
-        scores = np.asarray(outputs[attribute + _SCORES_SUFFIX])
-        labels = outputs.get(attribute + _LABELS_SUFFIX)
+        scores = np.asarray(outputs[scores_output(attribute)])
+        labels = outputs.get(labels_output(attribute))
         names = (value_names or {}).get(attribute)
         if names is not None and len(names) != scores.shape[-1]:
             raise ValueError(

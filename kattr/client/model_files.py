@@ -1,7 +1,8 @@
 """Finding an exported version directory and the value names in its `assets.extra/kattr.json`.
 
 `kattr.json` is written by the exporter: ``{"taxonomy": {"attributes": [{"name": ..., "values":
-[...]}, ...]}, "thresholds": ..., "image_size": ...}``. The score outputs `<attr>_scores` are
+[...]}, ...]}, "thresholds": ..., "image_size": [height, width]}`` (older exports hold one int,
+a square; `image_shape_from_metadata` reads both). The score outputs `<attr>_scores` are
 ordered as the attribute's `values`, which is how clients name the scores.
 
 Example:
@@ -17,9 +18,16 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["METADATA_PATH", "read_value_names", "resolve_version_dir", "value_names_from_metadata"]
+from kattr._image_shape import as_image_shape
+from kattr.serving_contract import METADATA_PATH
 
-METADATA_PATH = Path("assets.extra", "kattr.json")
+__all__ = [
+    "METADATA_PATH",
+    "image_shape_from_metadata",
+    "read_value_names",
+    "resolve_version_dir",
+    "value_names_from_metadata",
+]
 
 
 def resolve_version_dir(path: str | os.PathLike) -> Path:
@@ -38,7 +46,9 @@ def resolve_version_dir(path: str | os.PathLike) -> Path:
     return max(versions, key=lambda child: int(child.name))
 
 
-def value_names_from_metadata(metadata: dict, source: str = "kattr.json") -> dict[str, list[str]]:
+def value_names_from_metadata(
+    metadata: dict, source: str = METADATA_PATH.name
+) -> dict[str, list[str]]:
     """Attribute name -> value names, from the content of a `kattr.json`."""
     try:
         attributes = metadata["taxonomy"]["attributes"]
@@ -48,6 +58,25 @@ def value_names_from_metadata(metadata: dict, source: str = "kattr.json") -> dic
             f"{source}: expected taxonomy.attributes as a list of {{name, values}}. "
             f"Missing or malformed: {error}"
         ) from None
+
+
+def image_shape_from_metadata(
+    metadata: dict, source: str = METADATA_PATH.name
+) -> tuple[int, int] | None:
+    """The model's input `(height, width)` from a `kattr.json`; None when it records none.
+
+    Args:
+        metadata: the content of a `kattr.json`.
+        source: the file, named in errors.
+
+    Example:
+        >>> image_shape_from_metadata({"image_size": [128, 100]}), image_shape_from_metadata(
+        ...     {"image_size": 64})
+        ((128, 100), (64, 64))
+    """
+    if metadata.get("image_size") is None:
+        return None
+    return as_image_shape(metadata["image_size"], f"{source}: image_size")
 
 
 def read_value_names(path: str | os.PathLike) -> dict[str, list[str]]:

@@ -29,10 +29,10 @@ import grpc
 import numpy as np
 
 from kattr.client.decode import decode_outputs
-from kattr.client.model_files import METADATA_PATH, read_value_names
+from kattr.client.model_files import read_value_names
 from kattr.client.transports import GrpcTransport, InProcessTransport, RestTransport
 from kattr.server.errors import ServingError
-from kattr.server.protos import DEFAULT_SIGNATURE
+from kattr.serving_contract import DEFAULT_SIGNATURE, METADATA_PATH
 
 __all__ = ["PredictClient"]
 
@@ -132,6 +132,15 @@ class PredictClient:
         Errors of single images (unreadable file, bytes that are not an image) become records;
         errors of the server (unavailable after retries, unknown model) are raised.
         """
+        for records in self.predict_file_batches(paths, batch_size):
+            yield from records
+
+    def predict_file_batches(
+        self, paths: Iterable[str | os.PathLike], batch_size: int = 32
+    ) -> Iterator[list[dict]]:
+        """Like `predict_files`, one list of records per request, each yielded as soon as it is
+        answered (before the next request): a writer can flush it, so a server that fails
+        later loses none of them. An unreadable file is yielded alone, at once."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1. Received: {batch_size}")
         batch: list[tuple[str, bytes]] = []
@@ -139,13 +148,14 @@ class PredictClient:
             try:
                 batch.append((str(path), Path(path).read_bytes()))
             except OSError as error:
-                yield {"image": str(path), "error": f"cannot read image: {error.strerror or error}"}
+                yield [{"image": str(path),
+                        "error": f"cannot read image: {error.strerror or error}"}]
                 continue
             if len(batch) == batch_size:
-                yield from self._predict_batch(batch)
+                yield list(self._predict_batch(batch))
                 batch = []
         if batch:
-            yield from self._predict_batch(batch)
+            yield list(self._predict_batch(batch))
 
     def _predict_batch(self, batch: list[tuple[str, bytes]]) -> Iterator[dict]:
         try:

@@ -25,11 +25,12 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from kattr.client.model_files import resolve_version_dir
 from kattr.server.errors import ServingError, code_for_http_status
-from kattr.server.protos import DEFAULT_SIGNATURE, predict_request
+from kattr.server.protos import predict_request
+from kattr.serving_contract import DEFAULT_SIGNATURE
+from kattr.serving_contract import IMAGE_BYTES_INPUT as IMAGE_INPUT
 
 __all__ = ["IMAGE_INPUT", "GrpcTransport", "InProcessTransport", "RestTransport"]
 
-IMAGE_INPUT = "image_bytes"
 
 
 class RestTransport:

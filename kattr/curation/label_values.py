@@ -4,7 +4,9 @@ Every label cell becomes the canonical form `encode_labels` reads back unchanged
 folded with `canonical`, synonyms replaced by `merge` / `category_merge`, repeated values
 dropped, multi-valued cells joined with the taxonomy separator, blank cells None. Values not
 in the taxonomy follow `data.on_unknown`: `error` raises, `missing` blanks the cell, `drop`
-marks the row for removal.
+marks the row for removal. Under `missing` a multi-label cell that also holds known values is
+kept as it is (``casual|weird``): `encode_labels` reads it as casual = 1 and the other values
+missing, where blanking would lose casual and dropping weird would make false negatives.
 
 Example:
     >>> cleaned = clean_labels(frame, config.taxonomy, on_unknown="missing")
@@ -84,6 +86,19 @@ def _canonical_cell(cell, merge: dict[str, str], separator: str, merged: Counter
     return separator.join(values) or None
 
 
+def _partly_known_columns(taxonomy: TaxonomyConfig) -> dict[str, set[str]]:
+    """Column -> values of the multi-label attributes (a cell there may be partly known)."""
+    return {
+        a.source_column: set(a.values)
+        for a in taxonomy.declared_attributes
+        if not a.exclusive and a.source_column != taxonomy.category_column
+    }
+
+
+def _has_known_value(cell, values: set[str], taxonomy: TaxonomyConfig) -> bool:
+    return any(value in values for value in cell_values(cell, taxonomy.separator))
+
+
 def clean_labels(frame: pd.DataFrame, taxonomy: TaxonomyConfig, on_unknown: str) -> CleanedLabels:
     """Canonicalises every label cell and applies `on_unknown` to values outside the taxonomy.
 
@@ -116,7 +131,11 @@ def clean_labels(frame: pd.DataFrame, taxonomy: TaxonomyConfig, on_unknown: str)
         encode_labels(cleaned, taxonomy, on_unknown="error")
     dropped_rows: list[int] = []
     if on_unknown == "missing":
+        partly_known = _partly_known_columns(taxonomy)
         for row, column, _ in unknown:
+            cell = cleaned.iat[row, cleaned.columns.get_loc(column)]
+            if column in partly_known and _has_known_value(cell, partly_known[column], taxonomy):
+                continue  # encodes as its known values, the others missing (kattr.labels)
             cleaned.iat[row, cleaned.columns.get_loc(column)] = None
     elif on_unknown == "drop":
         dropped_rows = sorted({row for row, _, _ in unknown})

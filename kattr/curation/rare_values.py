@@ -5,6 +5,13 @@ taken after de-duplication. With `fallback`, an attribute's rare values merge in
 `rare_fallback[attribute]`; attributes without a fallback entry set their rare values to
 missing. A cell left with no value becomes blank (missing).
 
+Pruning never turns a known value into a false negative nor drops one: a multi-label cell that
+holds a rare value beside a value that is not rare (``casual|sport``, sport rare) is kept as it
+is under `missing`. Removing sport would train it as a negative on an image that has it, and
+blanking the cell would lose casual; a manifest cell cannot say "sport unknown" for a value of
+the taxonomy. Such cells are counted in `RareValue.kept_cells`. Under `fallback` the rare value
+is replaced in place (``casual|other``), which loses nothing.
+
 Example:
     >>> pruned = prune_rare_values(frame, taxonomy, min_count=20, policy="fallback",
     ...                            fallback={"colour": "other"})
@@ -45,6 +52,8 @@ class RareValue:
         count: labelled examples before pruning.
         action: `kept`, `missing` or `fallback: <value>`.
         cells: cells changed.
+        kept_cells: cells left unchanged under `missing` because they also hold a value that
+            is not rare (see the module docstring).
     """
 
     attribute: str
@@ -52,6 +61,7 @@ class RareValue:
     count: int
     action: str
     cells: int
+    kept_cells: int = 0
 
 
 @dataclass
@@ -68,7 +78,7 @@ def check_rare_fallback(taxonomy: TaxonomyConfig, fallback: dict[str, str]) -> d
     Raises:
         CurationError: an unknown attribute, or a fallback value not in the attribute's values.
     """
-    attributes = {a.name: a for a in taxonomy.attributes}
+    attributes = {a.name: a for a in taxonomy.declared_attributes}
     checked = {}
     for name, value in fallback.items():
         if name not in attributes:
@@ -119,7 +129,8 @@ def prune_rare_values(
     frame = frame.copy()
     targets = encode_labels(frame, taxonomy, on_unknown="missing").targets
     found = []
-    for attribute in taxonomy.attributes:
+    # Not the product type: blanking rare categories would hide other attributes' applicability.
+    for attribute in taxonomy.declared_attributes:
         counts = (targets[attribute.name] == 1.0).sum(axis=0)
         target = fallback.get(attribute.name) if policy == "fallback" else None
         rare = {
@@ -131,18 +142,21 @@ def prune_rare_values(
             continue
         action = "kept" if policy == "keep" else f"fallback: {target}" if target else "missing"
         column = frame.columns.get_loc(attribute.source_column)
-        changed = dict.fromkeys(rare, 0)
+        changed, kept = dict.fromkeys(rare, 0), dict.fromkeys(rare, 0)
         if policy != "keep":
             rare_columns = [attribute.values.index(value) for value in rare]
             for row in np.flatnonzero((targets[attribute.name][:, rare_columns] == 1.0).any(1)):
                 cell = frame.iat[row, column]
+                values = cell_values(cell, taxonomy.separator)
+                counts = kept if target is None and set(values) - set(rare) else changed
                 for value in rare:
-                    changed[value] += value in cell_values(cell, taxonomy.separator)
-                frame.iat[row, column] = _replace_values(
-                    cell, set(rare), target, taxonomy.separator
-                )
+                    counts[value] += value in values
+                if counts is changed:
+                    frame.iat[row, column] = _replace_values(
+                        cell, set(rare), target, taxonomy.separator
+                    )
         found += [
-            RareValue(attribute.name, value, count, action, changed[value])
+            RareValue(attribute.name, value, count, action, changed[value], kept[value])
             for value, count in rare.items()
         ]
     found.sort(key=lambda r: (r.count, r.attribute, r.value))

@@ -52,7 +52,7 @@ def label_indicators(frame: pd.DataFrame, taxonomy: TaxonomyConfig) -> LabelIndi
     columns = [category == value for value in taxonomy.categories]
     names = [(taxonomy.category_column, value) for value in taxonomy.categories]
     targets = encode_labels(frame, taxonomy, on_unknown="missing").targets
-    for attribute in taxonomy.attributes:
+    for attribute in taxonomy.declared_attributes:  # the product type repeats the categories
         positives = targets[attribute.name] == 1.0
         columns += list(positives.T)
         names += [(attribute.name, value) for value in attribute.values]

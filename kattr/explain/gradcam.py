@@ -16,7 +16,7 @@ Three steps are done here rather than by tf-keras-vis:
 
 Example:
     >>> explainer = Explainer.from_run("runs/demo")
-    >>> images = np.stack([...])  # float32 [batch, size, size, 3] in [0, 255]
+    >>> images = np.stack([...])  # float32 [batch, height, width, 3] in [0, 255]
     >>> [(e.value, round(e.score, 2)) for e in explainer.explain(images, "colour")]
     [('red', 0.97), ('blue', 0.88)]
 """
@@ -155,9 +155,9 @@ class Explainer:
         return list(self._attributes)
 
     @property
-    def image_size(self) -> int:
-        """Side of the square images the model takes."""
-        return int(self.model.input.shape[1])
+    def image_shape(self) -> tuple[int, int]:
+        """`(height, width)` of the images the model takes."""
+        return int(self.model.input.shape[1]), int(self.model.input.shape[2])
 
     def attribute(self, name: str) -> AttributeConfig:
         """The taxonomy entry of an attribute; `ExplainError` listing the valid names if unknown."""
@@ -214,7 +214,7 @@ class Explainer:
         """Heatmaps of one attribute for a batch of images.
 
         Args:
-            images: float32 [batch, size, size, 3] with values in [0, 255], as the model takes.
+            images: float32 [batch, height, width, 3] with values in [0, 255], as the model takes.
             attribute: the attribute to explain.
             value: the value to explain for every image. Defaults to each predicted value of
                 each image, or its top-scoring value where none is predicted.
@@ -261,7 +261,7 @@ class Explainer:
     def _heatmaps(
         self, images: np.ndarray, attribute: str, indices: np.ndarray, method: str
     ) -> np.ndarray:
-        """Heatmaps [n, size, size] in [0, 1] of value `indices[k]` for `images[k]`."""
+        """Heatmaps [n, height, width] in [0, 1] of value `indices[k]` for `images[k]`."""
         cams = np.zeros((len(images), *self._feature_shape()), dtype=np.float32)
         for start in range(0, len(images), self.batch_size):
             part = slice(start, start + self.batch_size)
@@ -346,7 +346,7 @@ class Explainer:
 
     def _check_images(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images, dtype=np.float32)
-        expected = (self.image_size, self.image_size, 3)
+        expected = (*self.image_shape, 3)
         if images.ndim != 4 or images.shape[1:] != expected or len(images) == 0:
             raise ExplainError(
                 f"images: expected a non-empty float32 batch [batch, {expected[0]}, "

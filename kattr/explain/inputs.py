@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
+from kattr._image_shape import as_image_shape
 from kattr.images import decode_and_resize
 
 __all__ = ["LoadedImages", "read_images"]
@@ -26,7 +27,7 @@ class LoadedImages:
     """Images that decoded, and the files that did not.
 
     Args:
-        images: float32 [count, size, size, 3] in [0, 255] (the model's input).
+        images: float32 [count, height, width, 3] in [0, 255] (the model's input).
         paths: the file of each image, in input order.
         failures: (file, reason) of each file that could not be read or decoded.
     """
@@ -43,16 +44,21 @@ def _reason(error: tf.errors.OpError) -> str:
     return re.sub(r"\s*\[Op:.*$", "", message) or type(error).__name__
 
 
-def read_images(paths: Sequence[str | os.PathLike], size: int) -> LoadedImages:
+def read_images(paths: Sequence[str | os.PathLike], size: int | Sequence[int]) -> LoadedImages:
     """Reads, decodes and resizes image files with `kattr.images.decode_and_resize`.
 
     A missing, unreadable or undecodable file is recorded in `failures` and skipped.
+
+    Args:
+        paths: the image files.
+        size: an int (a square) or `(height, width)`, e.g. `Explainer.image_shape`.
     """
+    shape = as_image_shape(size, "size")
     images, kept, failures = [], [], []
     for path in paths:
         path = str(path)
         try:
-            images.append(decode_and_resize(tf.io.read_file(path), size).numpy())
+            images.append(decode_and_resize(tf.io.read_file(path), shape).numpy())
         except tf.errors.NotFoundError:
             failures.append((path, "file not found"))
             continue
@@ -60,5 +66,5 @@ def read_images(paths: Sequence[str | os.PathLike], size: int) -> LoadedImages:
             failures.append((path, f"cannot read or decode: {_reason(error)}"))
             continue
         kept.append(path)
-    stacked = np.stack(images) if images else np.zeros((0, size, size, 3), np.float32)
+    stacked = np.stack(images) if images else np.zeros((0, *shape, 3), np.float32)
     return LoadedImages(images=stacked, paths=kept, failures=failures)

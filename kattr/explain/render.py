@@ -80,7 +80,7 @@ def render_overlay(
     """Writes a PNG of the input beside the heatmap overlay, with colourbar and title.
 
     Args:
-        image: the model input, float32 [size, size, 3] in [0, 255].
+        image: the model input, float32 [height, width, 3] in [0, 255].
         explanation: the heatmap to draw and its attribute, value and score.
         path: the PNG to write (atomically).
         colormap: a perceptually uniform matplotlib colormap name.
@@ -126,7 +126,7 @@ def render_contact_sheet(
     """Writes one PNG with the input and a heatmap panel per attribute.
 
     Args:
-        image: the model input, float32 [size, size, 3] in [0, 255].
+        image: the model input, float32 [height, width, 3] in [0, 255].
         explanations: one per attribute, in panel order: the heatmap shown in its panel.
         labels: attribute -> the predicted (value, score) pairs listed under its panel; an
             attribute with none lists its top value as "none (top: ...)".

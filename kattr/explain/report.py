@@ -122,7 +122,7 @@ def explain_files(
     entries = []
     paths = [str(p) for p in paths]
     for start in range(0, len(paths), explainer.batch_size):
-        loaded = read_images(paths[start:start + explainer.batch_size], explainer.image_size)
+        loaded = read_images(paths[start:start + explainer.batch_size], explainer.image_shape)
         for path, reason in loaded.failures:
             report.skipped.append((path, reason))
             if progress:

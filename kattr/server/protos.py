@@ -25,6 +25,8 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
+from kattr.serving_contract import DEFAULT_SIGNATURE
+
 __all__ = [
     "DEFAULT_SIGNATURE",
     "VersionStatus",
@@ -35,7 +37,6 @@ __all__ = [
     "status_response",
 ]
 
-DEFAULT_SIGNATURE = "serving_default"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
+from kattr.serving_contract import WARMUP_PATH
+
 __all__ = [
     "MAX_WARMUP_RECORDS",
     "WARMUP_PATH",
@@ -28,7 +30,6 @@ __all__ = [
     "write_warmup_requests",
 ]
 
-WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # TF Serving refuses files with more records
 
 
