@@ -16,7 +16,7 @@ Each kattr run is evaluated as a user would: thresholds calibrated on val
 (accuracy for exclusive ones, product type included), with the training time of each row, then
 average precision (threshold-free) for the kattr variants.
 
-Typical usage (the recipe's own epochs; about 25 minutes per kattr variant on 2 CPU cores):
+Typical usage (the recipe's own epochs; about 22-27 minutes per kattr variant on 2 idle CPU cores):
     python benchmarks/real_catalog.py --output /tmp/kattr-real
     python benchmarks/real_catalog.py --variants default --epochs 2   # a quick look
 """

@@ -42,7 +42,7 @@ from kattr.config import (
 )
 from kattr.losses import build_losses
 from kattr.metrics import build_metrics
-from kattr.model import build_model, precision_policy
+from kattr.model import build_model, logits_model, precision_policy
 from kattr.pipeline import make_dataset
 
 
@@ -80,15 +80,16 @@ def plain_model(image_size: int | list[int], classes: int) -> keras.Model:
 def kattr_model(
     config: Config, with_metrics: bool, mixed_precision: bool = False, jit_compile: bool = False
 ) -> keras.Model:
-    """The kattr model compiled with its masked losses (and streaming metrics).
+    """The kattr training view (logits) compiled with its masked losses (and metrics), as
+    `kattr-train` compiles it.
 
     `mixed_precision` builds it under the `mixed_float16` policy (restored afterwards), as
     `train.mixed_precision` does; `jit_compile` compiles its train step with XLA.
     """
     with precision_policy(mixed_precision):
-        model = build_model(config)
-    losses, loss_weights = build_losses(config)
-    metrics = build_metrics(config) if with_metrics else None
+        model = logits_model(build_model(config))
+    losses, loss_weights = build_losses(config, from_logits=True)
+    metrics = build_metrics(config, from_logits=True) if with_metrics else None
     model.compile(optimizer="adam", loss=losses, loss_weights=loss_weights, metrics=metrics,
                   jit_compile=jit_compile)
     return model
