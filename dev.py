@@ -31,7 +31,7 @@ def _install_fingerprint() -> str:
 
 
 def ensure_environment() -> None:
-    """Creates .venv and installs kattr with its dev extras unless already up to date."""
+    """Creates .venv and installs kattr with its dev and beam extras unless up to date."""
     if not (BIN / "python").exists():
         print(f"creating virtual environment in {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
@@ -40,7 +40,7 @@ def ensure_environment() -> None:
         return
     pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[dev,beam]"], check=True)
     STAMP.write_text(fingerprint)
 
 

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kattr._cores import available_cores
 from kattr.config import load_config
 from kattr.curation.duplicates import duplicate_groups
-from kattr.curation.hashing import available_cores, inspect_images
+from kattr.curation.hashing import inspect_images
 from kattr.curation.image_checks import THUMBNAIL_SIDE
 from kattr.labels import image_paths, read_manifest
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kattr._atomic import write_text_atomic
 from kattr.config import TaxonomyConfig
 from kattr.metrics import average_accuracy, labelled_rows
 from kattr.postprocess import decide
@@ -123,10 +124,7 @@ def calibrate_thresholds(
 
 def save_thresholds(thresholds: Mapping[str, float | list[float]], path: str | os.PathLike) -> None:
     """Writes thresholds as JSON, atomically (temporary file, then rename)."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(dict(thresholds), indent=2) + "\n")
-    os.replace(temporary, path)
+    write_text_atomic(path, json.dumps(dict(thresholds), indent=2) + "\n")
 
 
 def load_thresholds(path: str | os.PathLike) -> dict[str, float | list[float]]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kattr._atomic import atomic_path
 from kattr.pipeline import SkipCounter
 
 __all__ = [
@@ -152,9 +153,8 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         if current is None or not float(current) > self.best:  # NaN never improves
             return
         self.best = float(current)
-        partial = self.filepath.with_name(f".{self.filepath.stem}.partial.keras")
-        self.serving_model.save(partial, overwrite=True)
-        os.replace(partial, self.filepath)
+        with atomic_path(self.filepath) as partial:  # a unique name ending in .keras
+            self.serving_model.save(partial, overwrite=True)
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
+from kattr._atomic import write_text_atomic
 from kattr._image_shape import as_image_shape
 from kattr._schema import ConfigError, from_data, to_data
 
@@ -683,7 +684,4 @@ def save_config(config: Config, path: str | os.PathLike, absolute_paths: bool = 
     if absolute_paths:
         data["data"]["manifest"] = str(config.manifest_path.resolve())
         data["data"]["image_root"] = str(config.image_root.resolve())
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))

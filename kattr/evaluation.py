@@ -19,6 +19,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kattr._atomic import atomic_path, write_text_atomic
 from kattr.catalog import SPLITS, Catalog, load_catalog
 from kattr.config import Config
 from kattr.metrics import (
@@ -111,10 +112,9 @@ def plot_precision_recall(
     axis.legend(loc="lower left", fontsize="small")
     figure.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
     plt.close(figure)
-    os.replace(tmp, path)
     return path
 
 
@@ -135,10 +135,7 @@ def evaluate_model(
         output = Path(output_dir)
         output.mkdir(parents=True, exist_ok=True)
         write_json(report, output / "report.json")
-        markdown = report_to_markdown(report)
-        tmp = output / ".report.md.tmp"
-        tmp.write_text(markdown)
-        os.replace(tmp, output / "report.md")
+        write_text_atomic(output / "report.md", report_to_markdown(report))
         plot_precision_recall(targets, scores, output / "pr_curves.png")
     return report
 
@@ -275,8 +272,8 @@ def evaluate_run(
             f"(kattr-eval --split {'val' if calibrated_on == 'test' else 'test'})."
         )
         warnings.warn(message, OptimisticReportWarning, stacklevel=2)
-        markdown = (output / "report.md").read_text()
-        tmp = output / ".report.md.tmp"
-        tmp.write_text(f"**WARNING: optimistic report.** {message}\n\n{markdown}")
-        os.replace(tmp, output / "report.md")
+        markdown = (output / "report.md").read_text(encoding="utf-8")
+        write_text_atomic(
+            output / "report.md", f"**WARNING: optimistic report.** {message}\n\n{markdown}"
+        )
     return json.loads(json.dumps(report, default=lambda v: v.tolist()))

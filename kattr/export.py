@@ -47,8 +47,6 @@ from kattr.config import Config, config_to_dict
 from kattr.images import decode_and_resize, resize_to_fit
 from kattr.model import EMBEDDING_LAYER
 from kattr.postprocess import applicability_table, decide, mask_not_applicable, thresholds_for
-from kattr.server.protos import predict_request
-from kattr.server.warmup import write_warmup_requests
 from kattr.serving_contract import (
     DEFAULT_SIGNATURE,
     EMBEDDING_OUTPUT,
@@ -60,6 +58,7 @@ from kattr.serving_contract import (
     labels_output,
     scores_output,
 )
+from kattr.tf_serving_requests import predict_request, write_warmup_requests
 
 __all__ = [
     "EMBEDDING_OUTPUT",

@@ -28,7 +28,9 @@ def decode_image(encoded: tf.Tensor) -> tf.Tensor:
     """Decodes JPEG, PNG, BMP or GIF (first frame) bytes into a uint8 RGB tensor [H, W, 3].
 
     Greyscale is expanded and alpha dropped. Raises `InvalidArgumentError` on bytes that are not
-    an image, which the training pipeline catches and counts.
+    an image, which the training pipeline catches and counts. `kattr._image_formats` names the
+    formats this reads as Pillow reports them (multi-picture JPEGs are "MPO"), the rule
+    `kattr-validate` and curation check files against.
     """
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])

@@ -22,6 +22,14 @@ one; metrics leave the partly known row out (it has no full truth). A cell with 
 values, or an exclusive attribute's cell with one (``red|mauve`` is either contradictory or a
 synonym: no value is vouched), is missing as a whole.
 
+Label cells are parsed in one place, `cell_values`, which every reader of a label cell uses
+(training targets here, curation, the catalog applications, the search index's filters): a
+blank cell (None, NaN, pandas NA, empty or whitespace-only) holds no value; otherwise the cell
+is split on the taxonomy separator (multi-valued columns only; a category cell is one value),
+each part is folded with `canonical` (case and runs of whitespace), empty parts are skipped,
+synonyms are replaced through the column's merge map, and repeated values are dropped keeping
+the first occurrence: ``" Casual | PARTY|casual "`` reads as ``["casual", "party"]``.
+
 Example:
     >>> config = load_config("demo/config.yaml")
     >>> frame = read_manifest(config.manifest_path)
@@ -33,12 +41,15 @@ Example:
 from __future__ import annotations
 
 import os
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from kattr._atomic import atomic_path
 from kattr.config import AttributeConfig, Config, TaxonomyConfig, canonical
 
 __all__ = [
@@ -46,6 +57,9 @@ __all__ = [
     "EncodedLabels",
     "LabelError",
     "category_of",
+    "cell_values",
+    "column_parsing",
+    "column_values",
     "decode_targets",
     "encode_labels",
     "image_paths",
@@ -87,19 +101,88 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def write_manifest(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Writes a CSV or Parquet manifest atomically (temp file, then rename)."""
+    """Writes a CSV or Parquet manifest atomically (see `kattr._atomic.atomic_path`)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        frame.to_parquet(tmp, index=False)
-    else:
-        frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
 
 
 def is_blank(value) -> bool:
-    """True for None, NaN and whitespace-only cells."""
-    return value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip()
+    """True for None, NaN (any float type), pandas' NA/NaT and empty or whitespace-only cells."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, (float, np.floating)) and np.isnan(value):
+        return True
+    return not str(value).strip()
+
+
+def cell_values(
+    cell,
+    separator: str | None = None,
+    merge: Mapping[str, str] | None = None,
+    merged: Counter | None = None,
+) -> list[str]:
+    """The distinct canonical values of a label cell, in cell order; [] for a blank cell.
+
+    The one parser of label cells (see the module docstring): `encode_labels`, curation, the
+    catalog applications and the search index all read cells through it.
+
+    Args:
+        cell: the manifest cell (any type; blank per `is_blank`).
+        separator: the taxonomy separator of a multi-valued column; None reads the whole cell
+            as one value (the category column).
+        merge: synonym -> canonical value, applied after folding (`AttributeConfig.merge`,
+            `TaxonomyConfig.category_merge`); keys and values are canonical.
+        merged: when given, counts ``(synonym, target)`` once per part the merge replaced.
+
+    Example:
+        >>> cell_values(" Casual | evening|casual ", "|", {"evening": "party"})
+        ['casual', 'party']
+    """
+    if is_blank(cell):
+        return []
+    parts = [cell] if separator is None else str(cell).split(separator)
+    values: list[str] = []
+    for part in parts:
+        value = canonical(part)
+        if not value:
+            continue
+        target = merge.get(value, value) if merge else value
+        if merged is not None and target != value:
+            merged[(value, target)] += 1
+        if target not in values:
+            values.append(target)
+    return values
+
+
+def column_parsing(
+    taxonomy: TaxonomyConfig, column: str
+) -> tuple[str | None, Mapping[str, str]]:
+    """``(separator, merge)`` with which `cell_values` reads the cells of a manifest column.
+
+    The category column holds one value merged by `category_merge`; an attribute's source
+    column holds separator-separated values merged by its `merge` (the first attribute reading
+    the column); any other column holds one canonical value.
+    """
+    if column == taxonomy.category_column:
+        return None, taxonomy.category_merge
+    for attribute in taxonomy.attributes:
+        if attribute.source_column == column:
+            return taxonomy.separator, attribute.merge
+    return None, {}
+
+
+def column_values(cell, column: str, taxonomy: TaxonomyConfig) -> list[str]:
+    """The canonical values of a cell of `column` (see `column_parsing`), as training reads it.
+
+    Example:
+        >>> column_values("Casual|party", "occasion", taxonomy)
+        ['casual', 'party']
+    """
+    return cell_values(cell, *column_parsing(taxonomy, column))
 
 
 def image_paths(frame: pd.DataFrame, config: Config) -> list[str]:
@@ -135,24 +218,10 @@ class EncodedLabels:
     conflicting: list[tuple[int, str, str]] = field(default_factory=list)
 
 
-def _canonical_values(cell, attribute: AttributeConfig, separator: str) -> list[str]:
-    """The distinct canonical (merged) values of a cell, in order."""
-    values = []
-    for part in str(cell).split(separator):
-        value = canonical(part)
-        if value:
-            value = attribute.merge.get(value, value)
-            if value not in values:
-                values.append(value)
-    return values
-
-
 def category_of(cell, taxonomy: TaxonomyConfig) -> str | None:
     """The canonical (merged) category of a cell; None where blank."""
-    if is_blank(cell):
-        return None
-    value = canonical(cell)
-    return taxonomy.category_merge.get(value, value)
+    values = cell_values(cell, None, taxonomy.category_merge)
+    return values[0] if values else None
 
 
 def _row_label(index: int) -> str:
@@ -218,7 +287,7 @@ def encode_labels(
                 continue
             if is_blank(cell):
                 continue  # missing, or category unknown so applicability is unknown
-            values = _canonical_values(cell, attribute, taxonomy.separator)
+            values = cell_values(cell, taxonomy.separator, attribute.merge)
             bad = [v for v in values if v not in index]
             if bad:
                 unknown.setdefault(attribute.source_column, []).append((i, bad[0]))

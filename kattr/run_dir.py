@@ -21,15 +21,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from kattr._atomic import write_text_atomic
+
 __all__ = ["RunDir", "load_run", "write_json"]
 
 
 def write_json(data, path: str | os.PathLike) -> None:
-    """Writes JSON atomically (temp file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_to_builtin))
-    os.replace(tmp, path)
+    """Writes JSON atomically (see `kattr._atomic.atomic_path`)."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_to_builtin))
 
 
 def _to_builtin(value):

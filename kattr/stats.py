@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from kattr._atomic import atomic_path
 from kattr.config import TaxonomyConfig
 from kattr.labels import MISSING, encode_labels
 
@@ -174,9 +175,8 @@ def _plot_attribute(
     if len(frames) > 1:
         value_axes.legend()
     figure.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(tmp, format="png", dpi=100)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
     return path
 
 

@@ -31,20 +31,21 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from kattr._cores import available_cores
+from kattr._image_formats import TRAINING_FORMATS, is_training_format
 from kattr.catalog import SPLITS
 from kattr.config import Config, TaxonomyConfig
 from kattr.labels import category_of, encode_labels, image_paths, is_blank, read_manifest
 
 __all__ = ["PROBLEM_KINDS", "Problem", "ValidationReport", "check_image", "validate_catalog"]
 
-# Formats `tf.io.decode_image` accepts; Pillow opens more (WebP, TIFF) that training cannot read.
-DECODABLE_FORMATS = ("JPEG", "PNG", "BMP", "GIF")
-
 # kind -> (severity, what it means); the order is the order of the report.
 PROBLEM_KINDS: dict[str, tuple[str, str]] = {
     "missing_column": ("error", "a column the config expects is not in the manifest"),
     "missing_file": ("error", "the image path is blank or no file exists there"),
-    "unreadable_image": ("error", "the file cannot be decoded as a JPEG/PNG/BMP/GIF image"),
+    "unreadable_image": (
+        "error", "the file cannot be decoded as a JPEG (MPO included)/PNG/BMP/GIF image"
+    ),
     "unknown_value": ("error", "a value that is not in the taxonomy (after merges)"),
     "invalid_split": ("error", f"the split column holds something other than {list(SPLITS)}"),
     "duplicate_image": ("warning", "the same image file is listed on several rows"),
@@ -163,10 +164,10 @@ def _inspect(path: Path, decode: bool) -> tuple[str, str] | None:
             image.load()  # decodes every pixel, so truncated or corrupt data is caught
     except Exception as error:  # Pillow's format plugins raise many types on malformed data
         return "unreadable_image", f"cannot decode {path}: {error}"
-    if image_format not in DECODABLE_FORMATS:
+    if not is_training_format(image_format):  # the rule curation applies too
         return "unreadable_image", (
             f"{path}: {image_format} images are not readable by training; "
-            f"expected one of {list(DECODABLE_FORMATS)}"
+            f"expected one of {list(TRAINING_FORMATS)}"
         )
     return None
 
@@ -251,7 +252,7 @@ def _check_files(
                 Problem(row, column, f"{path} is also on row {rows[0]}")
             )
 
-    threads = workers or len(os.sched_getaffinity(0))
+    threads = workers or available_cores()
     with ThreadPoolExecutor(max_workers=threads) as pool:
         # one small result per file is kept, never the decoded pixels
         results = pool.map(lambda path: _inspect(path, check_images), rows_of)

@@ -33,8 +33,7 @@ from PIL import Image
 
 from kattr.images import decode_and_resize
 from kattr.server import ServerOptions, serve
-from kattr.server.protos import predict_request
-from kattr.server.warmup import WARMUP_PATH, write_warmup_requests
+from kattr.tf_serving_requests import WARMUP_PATH, predict_request, write_warmup_requests
 
 KATTR_SERVE = "kattr-serve"
 IMAGE_SIZE = 32

@@ -467,6 +467,230 @@ def test_index_filter_errors_name_the_column_or_value():
         index.search(index.embeddings[0], index.appearance[0], k=0)
 
 
+def smaller_index():
+    """Another index, told apart from `small_index` by its length and source."""
+    old = small_index()
+    return SimilarityIndex(np.ascontiguousarray(old.embeddings[:4]),
+                           np.ascontiguousarray(old.appearance[:4]), old.metadata.iloc[:4],
+                           TAXONOMY, {"kind": "new"})
+
+
+def write_flat_index(index, directory):
+    """An index in the layout kattr wrote before versioned indexes: the files in the folder."""
+    import json
+
+    from kattr._schema import to_data
+
+    directory.mkdir(parents=True)
+    np.save(directory / "embeddings.npy", np.asarray(index.embeddings, np.float32))
+    np.save(directory / "appearance.npy", np.asarray(index.appearance, np.float32))
+    write_manifest(index.metadata, directory / "metadata.csv")
+    (directory / "index.json").write_text(json.dumps({
+        "format": 1, "backend": "numpy-exact", "metric": "cosine", "count": len(index),
+        "width": index.width, "appearance_width": int(index.appearance.shape[1]),
+        "source": index.source, "taxonomy": to_data(index.taxonomy),
+    }))
+
+
+def assert_same_index(loaded, expected):
+    assert len(loaded) == len(expected) and loaded.source == expected.source
+    np.testing.assert_array_equal(loaded.embeddings, expected.embeddings)
+    np.testing.assert_array_equal(loaded.appearance, expected.appearance)
+    assert loaded.metadata["_path"].tolist() == expected.metadata["_path"].tolist()
+
+
+def version_folders(directory):
+    return sorted(p.name for p in directory.iterdir() if p.is_dir() and p.name.startswith("v-"))
+
+
+class Crash(BaseException):
+    """A simulated process death (not an Exception: nothing may swallow it)."""
+
+
+def save_old(layout, directory):
+    old = small_index()
+    if layout == "flat":
+        write_flat_index(old, directory)
+    else:
+        old.save(directory)
+    return old
+
+
+@pytest.mark.parametrize("layout", ["versioned", "flat"])
+def test_readers_during_a_replace_always_find_a_whole_index(tmp_path, monkeypatch, layout):
+    import os
+    import shutil
+
+    directory = tmp_path / "index"
+    old, new = save_old(layout, directory), smaller_index()
+    seen = []
+
+    def load_now():
+        loaded = SimilarityIndex.load(directory)
+        assert_same_index(loaded, old if len(loaded) == len(old) else new)
+        seen.append(len(loaded))
+
+    real_replace, real_rmtree = os.replace, shutil.rmtree
+
+    def replace_then_read(*args, **kwargs):
+        real_replace(*args, **kwargs)
+        load_now()
+
+    def rmtree_then_read(*args, **kwargs):
+        real_rmtree(*args, **kwargs)
+        load_now()
+
+    monkeypatch.setattr(os, "replace", replace_then_read)
+    monkeypatch.setattr(shutil, "rmtree", rmtree_then_read)
+    new.save(directory)
+    new.save(directory)  # the second save also removes the first version (or the flat files)
+    monkeypatch.undo()
+    assert seen[0] == 7 and seen[-1] == 4 and set(seen) == {7, 4}
+    assert_same_index(SimilarityIndex.load(directory), new)
+    assert len(version_folders(directory)) == 2  # the live version and the one it replaced
+    assert not (directory / "index.json").exists()  # the flat files went with their version
+
+
+@pytest.mark.parametrize("layout", ["versioned", "flat"])
+@pytest.mark.parametrize("hard", [False, True], ids=["exception", "hard-crash"])
+def test_a_crash_at_any_step_of_a_replace_leaves_the_old_or_the_new_index(
+    tmp_path, monkeypatch, layout, hard
+):
+    import os
+    import shutil
+
+    real_replace = os.replace
+    step = 0
+    while True:  # crash at the 1st, 2nd, ... rename of a save, until a save completes
+        directory = tmp_path / f"step{step}"
+        old, new = save_old(layout, directory), smaller_index()
+        calls = []
+
+        def crash_at_step(*args, step=step, calls=calls, **kwargs):
+            calls.append(args)
+            if len(calls) > step:
+                raise Crash
+            real_replace(*args, **kwargs)
+
+        monkeypatch.setattr(os, "replace", crash_at_step)
+        if hard:  # a dead process cleans nothing up
+            monkeypatch.setattr(shutil, "rmtree", lambda *args, **kwargs: None)
+        try:
+            new.save(directory)
+            completed = True
+        except Crash:
+            completed = False
+        monkeypatch.undo()
+        loaded = SimilarityIndex.load(directory)
+        assert_same_index(loaded, new if completed else old)
+        del loaded
+        newest = smaller_index()
+        newest.source = {"kind": "newest"}
+        newest.save(directory)  # the next save works and deletes what the crash left behind
+        assert_same_index(SimilarityIndex.load(directory), newest)
+        assert len(version_folders(directory)) <= 2
+        assert not [p.name for p in directory.iterdir() if ".tmp" in p.name]
+        if completed:
+            break
+        step += 1
+    assert step >= 2  # the save had several steps to crash in
+
+
+def test_a_crash_while_deleting_old_versions_keeps_the_new_index(tmp_path, monkeypatch):
+    from kattr.apps import search
+
+    directory = tmp_path / "index"
+    small_index().save(directory)
+    smaller_index().save(directory)
+
+    def crash(*args, **kwargs):
+        raise Crash
+
+    monkeypatch.setattr(search, "_remove_versions", crash)
+    newest = smaller_index()
+    newest.source = {"kind": "newest"}
+    with pytest.raises(Crash):
+        newest.save(directory)
+    monkeypatch.undo()
+    assert_same_index(SimilarityIndex.load(directory), newest)
+    assert len(version_folders(directory)) == 3
+    smaller_index().save(directory)
+    assert len(version_folders(directory)) == 2
+
+
+def test_a_reader_of_a_replaced_index_keeps_working(tmp_path):
+    import os
+
+    directory = tmp_path / "index"
+    old = small_index()
+    old.save(directory)
+    reader = SimilarityIndex.load(directory)
+    (first,) = version_folders(directory)
+    query = (old.embeddings[[2, 5]], old.appearance[[2, 5]])
+    expected = old.search(*query, k=3)
+    smaller_index().save(directory)
+    assert first in version_folders(directory)  # kept until the next save
+    np.testing.assert_array_equal(reader.search(*query, k=3)[0], expected[0])
+    smaller_index().save(directory)
+    assert first not in version_folders(directory)
+    if os.name != "nt":  # POSIX: a mapped file outlives its unlinking
+        positions, distances = reader.search(*query, k=3)
+        np.testing.assert_array_equal(positions, expected[0])
+        np.testing.assert_allclose(distances, expected[1], atol=1e-6)
+        assert_same_index(reader, old)
+
+
+def test_load_follows_the_pointer_when_a_save_removes_the_version_it_opens(
+    tmp_path, monkeypatch
+):
+    directory = tmp_path / "index"
+    small_index().save(directory)
+    real = SimilarityIndex._load_version.__func__
+    saves = []
+
+    def racing(cls, folder, block_rows):
+        if not saves:  # two saves land between reading CURRENT and opening the files
+            saves.append(folder.name)
+            smaller_index().save(directory)
+            smaller_index().save(directory)
+            assert not folder.exists()
+        return real(cls, folder, block_rows)
+
+    monkeypatch.setattr(SimilarityIndex, "_load_version", classmethod(racing))
+    assert len(SimilarityIndex.load(directory)) == 4 and saves
+
+
+def test_an_index_in_the_flat_layout_loads_and_is_replaced(tmp_path):
+    directory = tmp_path / "index"
+    old = small_index()
+    write_flat_index(old, directory)
+    assert_same_index(SimilarityIndex.load(directory), old)
+    new = smaller_index()
+    new.save(directory)
+    assert_same_index(SimilarityIndex.load(directory), new)
+    assert (directory / "index.json").exists()  # the replaced version stays one save longer
+    new.save(directory)
+    assert sorted(p.name for p in directory.iterdir() if not p.is_dir()) == ["CURRENT"]
+    assert_same_index(SimilarityIndex.load(directory), new)
+
+
+def test_a_damaged_index_is_named(tmp_path):
+    directory = tmp_path / "index"
+    small_index().save(directory)
+    (live,) = version_folders(directory)
+    (directory / "CURRENT").write_text("../elsewhere\n")
+    with pytest.raises(SearchError, match="not a version folder"):
+        SimilarityIndex.load(directory)
+    (directory / "CURRENT").write_text(live + "\n")
+    (directory / live / "appearance.npy").unlink()
+    with pytest.raises(SearchError, match=r"incomplete \(appearance.npy is missing\)"):
+        SimilarityIndex.load(directory)
+    (directory / "CURRENT").write_text("garbage\n")
+    smaller_index().save(directory)  # saving over a damaged index repairs it
+    assert_same_index(SimilarityIndex.load(directory), smaller_index())
+    assert len(version_folders(directory)) == 1
+
+
 def test_clis_reject_bad_arguments_before_loading_a_model(tmp_path, capsys):
     from kattr.cli import select as select_cli
     from kattr.cli import similar as similar_cli

@@ -30,7 +30,7 @@ from kattr.model import build_model, embedding_model
 from kattr.postprocess import decide_attributes
 from kattr.run_dir import RunDir, load_run
 from kattr.server.servable import Servable, read_signature_defs
-from kattr.server.warmup import WARMUP_PATH, read_warmup_requests
+from kattr.tf_serving_requests import WARMUP_PATH, read_warmup_requests
 
 SIZE = 32
 VALUES = {

@@ -8,18 +8,27 @@ checked twice:
 - eq. (2) at the run's 0.5 thresholds, against always answering the training split's most
   frequent value set.
 
-Three trainings of this recipe on the development machine gave:
+Four trainings of this recipe (train.seed 0-3, the product-type head at weight 0.5) on the
+development machine gave a held-out mean AUC of:
 
-| attribute | mean AUC          | eq. (2) - majority baseline |
-|-----------|-------------------|-----------------------------|
-| colour    | 0.87 / 0.87 / 0.85 | +0.25 / +0.24 / +0.19       |
-| pattern   | 0.89 / 0.90 / 0.88 | +0.26 / +0.28 / +0.25       |
-| sleeve    | 0.73 / 0.82 / 0.79 | +0.21 / +0.29 / +0.27       |
-| occasion  | 0.92 / 0.95 / 0.89 | +0.33 / +0.36 / +0.27       |
+| attribute    | mean AUC                  |
+|--------------|---------------------------|
+| colour       | 0.89 / 0.89 / 0.92 / 0.86 |
+| pattern      | 0.89 / 0.85 / 0.84 / 0.87 |
+| sleeve       | 0.77 / 0.78 / 0.78 / 0.80 |
+| occasion     | 0.83 / 0.87 / 0.94 / 0.85 |
+| product_type | 0.87 / 0.91 / 0.88 / 0.83 |
 
-Shorter recipes left one attribute at its priors in some runs (see `tests/conftest.py`), so the
-bounds sit about 0.1 under the weakest run. A model that learned nothing about an attribute
-(untrained, or trained with its targets sent to another head) ranks near 0.5 and fails.
+and an eq. (2) margin over the majority answer (0.5 thresholds) of colour +0.32 / +0.33 / +0.39
+/ +0.23, pattern +0.32 / +0.18 / +0.07 / +0.20, sleeve +0.23 / +0.27 / +0.23 / +0.26, occasion
++0.22 / +0.28 / +0.37 / +0.26. Product type ranks well but its scores often stay under 0.5
+(margin -0.01 to +0.17), so only its ranking is checked.
+
+With the head at weight 1.0, occasion ranged 0.54-0.93 (one CI run: 0.70), because the easy product
+type took the first features; see the comment in `kattr.synth`. Shorter recipes left one attribute
+at its priors in some runs (see `tests/conftest.py`), so the AUC bounds sit about 0.1 under the
+weakest run and the margins at about half the weakest. A model that learned nothing about an
+attribute (untrained, or trained with its targets sent to another head) ranks near 0.5 and fails.
 """
 
 import numpy as np
@@ -34,9 +43,11 @@ from kattr.run_dir import load_run
 pytestmark = pytest.mark.slow
 
 # Held-out mean ROC AUC bound per attribute.
-AUC_BOUNDS = {"colour": 0.75, "pattern": 0.75, "occasion": 0.75, "sleeve": 0.62}
+AUC_BOUNDS = {
+    "colour": 0.75, "pattern": 0.75, "occasion": 0.75, "sleeve": 0.65, "product_type": 0.72,
+}
 # Held-out average accuracy (eq. 2) must beat the majority baseline by this much.
-ACCURACY_MARGINS = {"colour": 0.1, "pattern": 0.1, "occasion": 0.1, "sleeve": 0.08}
+ACCURACY_MARGINS = {"colour": 0.1, "pattern": 0.04, "occasion": 0.1, "sleeve": 0.1}
 
 
 def majority_baseline(train_targets, val_targets):

@@ -15,7 +15,7 @@ from tensorflow_serving.apis import (
 )
 
 from kattr.server import ServerOptions, serve
-from kattr.server.protos import predict_request
+from kattr.tf_serving_requests import predict_request
 
 COLOURS = [(255, 0, 0), (0, 200, 0), (20, 40, 60)]
 

@@ -11,12 +11,8 @@ from serving_support import expected_scores, image_bytes, publish_version
 
 from kattr.server.errors import ServingError
 from kattr.server.model_store import ModelStore
-from kattr.server.protos import (
-    VersionStatus,
-    message_to_json,
-    predict_request,
-    status_response,
-)
+from kattr.server.protos import VersionStatus, message_to_json, status_response
+from kattr.tf_serving_requests import predict_request
 
 RED = (255, 0, 0)
 
@@ -90,7 +86,7 @@ def test_background_polling_picks_up_a_new_version(versions_dir, tmp_path):
 def test_failed_warmup_keeps_the_old_version_serving(versions_dir, tmp_path):
     base = tmp_path / "shirts"
     copy_version(versions_dir, base, 1, 1)
-    store = ModelStore(base)
+    store = ModelStore(base, max_num_load_retries=0)
     store.poll()
     copy_version(versions_dir, base, 3, 3)
     store.poll()
@@ -113,10 +109,10 @@ def test_without_warmup_the_same_version_loads(versions_dir, tmp_path):
     assert store.current_version == 3
 
 
-def test_broken_version_is_retried_only_when_its_files_change(versions_dir, tmp_path, caplog):
+def test_given_up_version_is_retried_only_when_its_files_change(versions_dir, tmp_path, caplog):
     base = tmp_path / "shirts"
     copy_version(versions_dir, base, 1, 1)
-    store = ModelStore(base)
+    store = ModelStore(base, max_num_load_retries=0)
     store.poll()
     (base / "2").mkdir()
     (base / "2" / "saved_model.pb").write_bytes(b"half written")

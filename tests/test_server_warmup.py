@@ -7,11 +7,11 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from kattr.server.protos import predict_request
-from kattr.server.warmup import (
+from kattr.tf_serving_requests import (
     MAX_WARMUP_RECORDS,
     WARMUP_PATH,
     WarmupError,
+    predict_request,
     read_warmup_requests,
     write_warmup_requests,
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kattr.config import AttributeConfig, TaxonomyConfig, canonical
-from kattr.labels import LabelError, category_of, is_blank
+from kattr.config import AttributeConfig, TaxonomyConfig
+from kattr.labels import LabelError, category_of, cell_values, is_blank
 from kattr.postprocess import applicability_table, category_indices, decide
 
 __all__ = [
@@ -104,15 +104,13 @@ def catalog_sets(
     frame: pd.DataFrame, attribute: AttributeConfig, separator: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multi-hot catalog values [rows, values] and a bool [rows] of cells that hold only known
-    values (blank cells and cells with a value outside the taxonomy are False)."""
+    values (blank cells and cells with a value outside the taxonomy are False); cells are read
+    with `kattr.labels.cell_values`, as training reads them."""
     index = {value: j for j, value in enumerate(attribute.values)}
     sets = np.zeros((len(frame), len(attribute.values)), dtype=bool)
     known = np.zeros(len(frame), dtype=bool)
     for i, cell in enumerate(frame[attribute.source_column]):
-        if is_blank(cell):
-            continue
-        values = [canonical(part) for part in str(cell).split(separator)]
-        values = [attribute.merge.get(value, value) for value in values if value]
+        values = cell_values(cell, separator, attribute.merge)
         if values and all(value in index for value in values):
             sets[i, [index[value] for value in values]] = True
             known[i] = True

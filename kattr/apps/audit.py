@@ -66,12 +66,15 @@ class AuditResult:
         checked: attribute -> number of labelled cells compared with a prediction.
         failures: the images that could not be scored.
         output: the queue file written (None when only computed).
+        model_version: the served model version that answered every row (server sources;
+            None for the others).
     """
 
     queue: pd.DataFrame
     checked: dict[str, int]
     failures: list[ImageFailure] = field(default_factory=list)
     output: Path | None = None
+    model_version: int | None = None
 
 
 def _set_scores(scores: np.ndarray, sets: np.ndarray, exclusive: bool) -> np.ndarray:
@@ -246,6 +249,7 @@ def audit_manifest(
     scores = scorer.score_files(paths, batch_size=batch_size)
     views = [scorer.score_files(paths, batch_size=batch_size, view=v) for v in VIEWS] if tta else []
     result = audit(frame, scores, top=top, min_score=min_score, views=views)
+    result.model_version = scores.source.get("version")
     if explain_dir is not None:
         result.queue["overlay"] = write_overlays(result.queue, scorer, explain_dir)
     output = Path(output)

@@ -72,6 +72,8 @@ class EnrichResult:
         output: the file written (None when only computed).
         applicability: rows whose applicability followed the `catalog` category, the `model`'s
             predicted product type, or neither (`unknown`).
+        model_version: the served model version that answered every row (server sources;
+            None for the others).
     """
 
     frame: pd.DataFrame
@@ -79,6 +81,7 @@ class EnrichResult:
     failures: list[ImageFailure]
     output: Path | None = None
     applicability: dict[str, int] = field(default_factory=dict)
+    model_version: int | None = None
 
 
 def enrich(
@@ -162,8 +165,9 @@ def enrich_manifest(
 ) -> EnrichResult:
     """Scores a manifest's images, enriches it and writes `output` and its summary.
 
-    The summary goes beside the output as `<output stem>.summary.json`. Both are written
-    atomically; the input is never overwritten.
+    The summary goes beside the output as `<output stem>.summary.json`, with the source and,
+    for a server, the `model_version` that answered every row. Both are written atomically;
+    the input is never overwritten.
 
     Args:
         manifest: the CSV/Parquet manifest.
@@ -185,11 +189,13 @@ def enrich_manifest(
     check_columns(frame, scorer.taxonomy, str(manifest))
     scores = scorer.score_files(paths, batch_size=batch_size)
     result = enrich(frame, scores, min_score)
+    result.model_version = scores.source.get("version")
     output.parent.mkdir(parents=True, exist_ok=True)
     write_manifest(result.frame, output)
     write_json(
         {
             "manifest": str(manifest), "output": str(output), "source": scores.source,
+            "model_version": result.model_version,
             "min_score": min_score, "attributes": result.summary,
             "applicability": result.applicability,
             "failed_images": len(scores.failures), "failures": scores.failure_lines(limit=1000),

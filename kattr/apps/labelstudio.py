@@ -40,9 +40,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kattr._atomic import write_text_atomic
 from kattr.apps._cells import applicability_categories, applicable_rows, predicted_decisions
-from kattr.config import AttributeConfig, Config, TaxonomyConfig, canonical
-from kattr.labels import is_blank, read_manifest
+from kattr.config import AttributeConfig, Config, TaxonomyConfig
+from kattr.labels import cell_values, is_blank, read_manifest
 
 __all__ = [
     "DATA_KEYS",
@@ -132,18 +133,15 @@ def labeling_config(taxonomy: TaxonomyConfig) -> str:
 
 
 def _cell_values(cell, attribute: AttributeConfig, separator: str, where: str) -> list[str]:
-    """The canonical values of a queue cell, each checked against the taxonomy."""
-    values = []
-    for part in str(cell).split(separator):
-        value = canonical(part)
-        value = attribute.merge.get(value, value)
-        if value and value not in attribute.values:
+    """The canonical values of a queue cell (`kattr.labels.cell_values`; [] when blank), each
+    checked against the taxonomy."""
+    values = cell_values(cell, separator, attribute.merge)
+    for value in values:
+        if value not in attribute.values:
             raise ValueError(
                 f"{where}: value {value!r} is not in attribute {attribute.name!r}'s taxonomy "
                 f"{attribute.values}; was the queue made with another model? Received: {cell!r}"
             )
-        if value and value not in values:
-            values.append(value)
     return values
 
 
@@ -307,14 +305,6 @@ def queue_tasks(
     return _select_tasks(queue, taxonomy, model_version, image_prefix, column, scores), kind
 
 
-def _write_text(text: str, path: Path) -> None:
-    """Writes atomically: a temp file in the same folder, then `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def export_queue(
     queue: str | os.PathLike,
     output: str | os.PathLike,
@@ -342,6 +332,8 @@ def export_queue(
     tasks, kind = queue_tasks(read_manifest(queue), taxonomy, model_version, image_prefix,
                               image_column, scores)
     config_xml = labeling_config(taxonomy)
-    _write_text(json.dumps(tasks, indent=2, ensure_ascii=False) + "\n", output)
-    _write_text(config_xml, config_output)
+    for path, text in ((output, json.dumps(tasks, indent=2, ensure_ascii=False) + "\n"),
+                       (config_output, config_xml)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, text)
     return ExportResult(tasks, config_xml, kind, output, config_output)

@@ -42,7 +42,7 @@ import pandas as pd
 
 from kattr.apps._cells import check_columns
 from kattr.config import AttributeConfig, TaxonomyConfig, canonical
-from kattr.labels import is_blank, read_manifest, write_manifest
+from kattr.labels import cell_values, is_blank, read_manifest, write_manifest
 
 __all__ = ["Annotation", "Conflict", "LabelStudioExport", "ReviewResult", "apply_review",
            "import_review", "read_export"]
@@ -263,10 +263,7 @@ def _values(raw: list[str], attribute: AttributeConfig) -> tuple[list[str], list
 
 
 def _cell_set(cell, attribute: AttributeConfig, separator: str) -> set[str]:
-    if is_blank(cell):
-        return set()
-    return {attribute.merge.get(canonical(v), canonical(v)) for v in str(cell).split(separator)
-            if canonical(v)}
+    return set(cell_values(cell, separator, attribute.merge))
 
 
 def apply_review(

@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import io
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,9 +35,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kattr.client.model_files import read_metadata
 from kattr.config import TaxonomyConfig
 from kattr.labels import LabelError, is_blank, read_manifest
-from kattr.serving_contract import EMBEDDING_OUTPUT, METADATA_PATH, scores_output
+from kattr.serving_contract import (
+    EMBEDDING_OUTPUT,
+    METADATA_PATH,
+    attribute_of_scores_output,
+    scores_output,
+)
 
 __all__ = [
     "APPEARANCE_SIDE",
@@ -49,7 +54,6 @@ __all__ = [
     "Scorer",
     "appearance_descriptor",
     "manifest_images",
-    "read_export_metadata",
     "taxonomy_from_metadata",
     "view_bytes",
 ]
@@ -153,17 +157,6 @@ def manifest_images(
         path = Path(str(cell).strip())
         paths.append(str(path if path.is_absolute() else root / path))
     return frame, paths
-
-
-def read_export_metadata(path: str | os.PathLike) -> dict:
-    """The content of an export's `kattr.json` (a file, a version directory or a base path)."""
-    from kattr.client.model_files import resolve_version_dir
-
-    path = Path(path)
-    metadata_file = path if path.is_file() else resolve_version_dir(path) / METADATA_PATH
-    if not metadata_file.exists():
-        raise FileNotFoundError(f"{metadata_file}: no kattr.json (written by kattr-export)")
-    return json.loads(metadata_file.read_text())
 
 
 def taxonomy_from_metadata(
@@ -330,25 +323,52 @@ class Scorer:
         client = PredictClient.from_model_dir(model_dir, **client_arguments)
         export_dir = client.transport.export_dir
         source = {"kind": "model_dir", "path": str(Path(export_dir).resolve())}
-        return cls.from_client(client, read_export_metadata(export_dir), source)
+        return cls.from_client(client, read_metadata(export_dir), source)
 
     @classmethod
     def from_client(cls, client, metadata: Mapping, source: dict) -> Scorer:
         """A `PredictClient` (REST, gRPC or in-process) and the `kattr.json` of what it serves.
 
+        A server client is pinned to the version served when the scorer opens (see
+        `PredictClient.served_model`): every row of every `score_files` call is answered by that
+        version, recorded as ``source["version"]``. When the server stops serving it mid-run,
+        scoring fails with `kattr.client.ModelVersionError` rather than mix two versions.
+
         Args:
             client: a `kattr.client.PredictClient`.
             metadata: the export's `kattr.json` content (taxonomy, thresholds), e.g. from
-                `read_export_metadata`; TF Serving's own metadata has no taxonomy.
+                `kattr.client.model_files.read_metadata`; TF Serving's own metadata has no taxonomy.
             source: a description, e.g. ``{"kind": "grpc", "target": ..., "model_name": ...}``.
+
+        Raises:
+            ValueError: the taxonomy's attributes and value counts do not match the served
+                model's `<attr>_scores` outputs (checked on the server's metadata when it opens,
+                and on every answer); the message names each attribute and both counts.
         """
         import grpc
 
         from kattr.client.model_files import image_shape_from_metadata
+        from kattr.client.served_model import check_value_names
         from kattr.server.errors import ServingError
 
         taxonomy, thresholds = taxonomy_from_metadata(metadata)
         names = [attribute.name for attribute in taxonomy.attributes]
+        value_names = {attribute.name: attribute.values for attribute in taxonomy.attributes}
+        names_source = str(source.get("values_from") or METADATA_PATH.name)
+        source = dict(source)
+        try:
+            served = client.served_model() if hasattr(client, "served_model") else None
+            if served is not None:
+                check_value_names(
+                    value_names, served.score_widths(client.transport.signature_name),
+                    names_source, served=f"model {served.name!r} version {served.version}",
+                )
+                source["version"] = served.version
+        except BaseException:
+            client.close()
+            raise
+        answered_by = (f"the answer of model {served.name!r} version {served.version}"
+                       if served is not None else "the model's answer")
 
         def predict(images: Sequence[bytes]):
             try:
@@ -363,6 +383,10 @@ class Scorer:
                     f"{source}: the model's outputs lack {missing or [EMBEDDING_OUTPUT]}; "
                     f"expected a kattr export. Received outputs: {sorted(outputs)}"
                 )
+            # The metadata may not give the widths: every answer is checked too.
+            widths = {attribute: int(np.shape(array)[-1]) for output, array in outputs.items()
+                      if (attribute := attribute_of_scores_output(output)) is not None}
+            check_value_names(value_names, widths, names_source, served=answered_by)
             scores = {name: np.asarray(outputs[scores_output(name)], np.float32) for name in names}
             return scores, np.asarray(outputs[EMBEDDING_OUTPUT], np.float32)
 

@@ -16,11 +16,26 @@ holds the measured rates. Search is exact, with NumPy, block by block over the s
 size.
 
     INDEX_DIR/
-      index.json       format, metric, count, widths, the source that built it, the taxonomy
-      embeddings.npy   float32 [count, width], L2-normalised model embeddings
-      appearance.npy   float32 [count, 768], L2-normalised appearance descriptors
-      metadata.csv     the manifest rows indexed, plus `_row` (1-based manifest row) and
-                       `_path` (the image file)
+      CURRENT            one line: the name of the live version folder
+      v-<time>-<id>/     one complete version of the index:
+        index.json       format, metric, count, widths, the source that built it (with the
+                         served `model_version` that answered every row), the taxonomy
+        embeddings.npy   float32 [count, width], L2-normalised model embeddings
+        appearance.npy   float32 [count, 768], L2-normalised appearance descriptors
+        metadata.csv     the manifest rows indexed, plus `_row` (1-based manifest row) and
+                         `_path` (the image file)
+
+Replacing an index is atomic for readers. `SimilarityIndex.save` writes a new version folder
+completely (each file fsynced, `kattr._atomic`), then swaps `CURRENT` with an atomic rename,
+then deletes older versions best effort, keeping the one it replaced. A crash before the swap
+leaves the old index live and whole (the orphaned new folder is deleted by the next save); a
+crash after it leaves the new one. A reader that loaded the old index keeps working: the
+version it read stays on disk until the next save, and after that its memory-mapped arrays stay
+readable on POSIX (an unlinked file lives while it is mapped); `load` follows `CURRENT` again
+when a save removed the version it was opening. An index in the former flat layout (the four
+files directly in INDEX_DIR, no `CURRENT`) still loads, and saving over it works: its files are
+then the version replaced. One writer at a time: concurrent saves to one folder are not
+supported.
 
 Exact search costs count x width multiply-adds per query: about 0.1 s for a million products
 of width 64-256 on one core. Beyond that, an approximate index (faiss' IVF/HNSW, hnswlib) over
@@ -35,9 +50,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,6 +63,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kattr._atomic import atomic_path, write_text_atomic
 from kattr.apps._cells import predicted_decisions
 from kattr.apps.scoring import (
     CatalogScores,
@@ -54,8 +73,8 @@ from kattr.apps.scoring import (
     appearance_descriptor,
     manifest_images,
 )
-from kattr.config import TaxonomyConfig, canonical
-from kattr.labels import is_blank, read_manifest, write_manifest
+from kattr.config import TaxonomyConfig
+from kattr.labels import cell_values, column_parsing, read_manifest, write_manifest
 
 __all__ = [
     "DEFAULT_APPEARANCE_WEIGHT",
@@ -77,6 +96,11 @@ METADATA_FILE = "metadata.csv"
 ROW_COLUMN = "_row"
 PATH_COLUMN = "_path"
 DEFAULT_BLOCK_ROWS = 65536
+CURRENT_FILE = "CURRENT"
+_VERSION_NAME = re.compile(r"v-[0-9A-Za-z_-]+")
+_FLAT = "."  # the "version" of an index in the former flat layout: INDEX_DIR itself
+_FLAT_FILES = (INDEX_FILE, EMBEDDINGS_FILE, APPEARANCE_FILE, METADATA_FILE)
+_LOAD_ATTEMPTS = 3
 
 
 class SearchError(ValueError):
@@ -122,10 +146,10 @@ class SimilarityIndex:
         self.taxonomy = taxonomy
         self.source = dict(source)
         self.block_rows = block_rows
-        self._attributes = {}
+        self._attributes = {attribute.name: attribute for attribute in taxonomy.attributes}
         for attribute in taxonomy.attributes:
-            self._attributes[attribute.name] = attribute
-            self._attributes[attribute.source_column] = attribute
+            # A column read by several attributes follows the first, as `column_parsing` does.
+            self._attributes.setdefault(attribute.source_column, attribute)
 
     def __len__(self) -> int:
         return len(self.embeddings)
@@ -193,44 +217,32 @@ class SimilarityIndex:
         return best_positions, (1.0 - best_scores).astype(np.float32)
 
     def cell_values(self, column: str) -> list[set[str]]:
-        """The canonical value set of each indexed row's cell in `column` (empty when blank)."""
-        attribute = self._attributes.get(column)
-        separator = self.taxonomy.separator
-        # The category column (also the product type's column) holds one value per cell.
-        is_category = self.resolve_column(column) == self.taxonomy.category_column
-        values = []
-        for cell in self.metadata[self.resolve_column(column)]:
-            if is_blank(cell):
-                values.append(set())
-            elif attribute is not None and not is_category:
-                parts = (canonical(part) for part in str(cell).split(separator))
-                values.append({attribute.merge.get(p, p) for p in parts if p})
-            elif is_category:
-                value = canonical(cell)
-                values.append({self.taxonomy.category_merge.get(value, value)})
-            else:
-                values.append({canonical(cell)})
-        return values
+        """The canonical value set of each indexed row's cell in `column` (empty when blank).
+
+        Cells are read as training reads them (`kattr.labels.column_values`): an attribute's
+        column is split on the separator and merged, the category column holds one value.
+        """
+        resolved = self.resolve_column(column)
+        separator, merge = column_parsing(self.taxonomy, resolved)
+        return [set(cell_values(cell, separator, merge)) for cell in self.metadata[resolved]]
 
     def canonical_value(self, column: str, value: str) -> str:
         """A filter value as cells are compared: canonical, merged, and checked for attributes."""
         resolved = self.resolve_column(column)
         attribute = self._attributes.get(resolved)
-        folded = canonical(value)
-        if attribute is not None and resolved != self.taxonomy.category_column:
-            folded = attribute.merge.get(folded, folded)
-            if folded not in attribute.values:
-                raise SearchError(
-                    f"--where {column}={value}: {value!r} is not a value of attribute "
-                    f"{attribute.name!r}; expected one of {attribute.values}"
-                )
-        elif resolved == self.taxonomy.category_column:
-            folded = self.taxonomy.category_merge.get(folded, folded)
+        _, merge = column_parsing(self.taxonomy, resolved)
+        folded = next(iter(cell_values(value, None, merge)), "")
+        if resolved == self.taxonomy.category_column:
             if folded not in self.taxonomy.categories:
                 raise SearchError(
                     f"--where {column}={value}: {value!r} is not a category; expected one of "
                     f"{self.taxonomy.categories}"
                 )
+        elif attribute is not None and folded not in attribute.values:
+            raise SearchError(
+                f"--where {column}={value}: {value!r} is not a value of attribute "
+                f"{attribute.name!r}; expected one of {attribute.values}"
+            )
         return folded
 
     def mask(self, where: Mapping[str, str | Sequence[str]]) -> np.ndarray:
@@ -257,57 +269,138 @@ class SimilarityIndex:
         )
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Writes the index folder atomically; an existing index there is replaced."""
+        """Writes the index folder; an existing index there is replaced atomically for readers
+        (module docstring): a crash at any point leaves the old index or the new one loadable.
+        """
         from kattr._schema import to_data
 
         directory = Path(directory)
-        if directory.exists() and (not directory.is_dir() or (
-            any(directory.iterdir()) and not (directory / INDEX_FILE).exists()
-        )):
+        if directory.exists() and not directory.is_dir():
+            raise SearchError(f"{directory}: exists and is not a folder; choose a new folder")
+        previous = None
+        if directory.is_dir():
+            with contextlib.suppress(SearchError):  # a damaged CURRENT: this save repairs it
+                previous = _live_version(directory)
+        if previous is None and directory.is_dir() and not _only_versions(directory):
             raise SearchError(
-                f"{directory}: exists and is not a kattr index (no {INDEX_FILE}); choose a new "
-                "folder"
+                f"{directory}: exists and is not a kattr index (no {CURRENT_FILE} nor "
+                f"{INDEX_FILE}); choose a new folder"
             )
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = directory.parent / f".{directory.name}.{uuid.uuid4().hex[:12]}.tmp"
-        staging.mkdir()
+        directory.mkdir(parents=True, exist_ok=True)
+        name = f"v-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+        version = directory / name
+        version.mkdir()
         try:
-            np.save(staging / EMBEDDINGS_FILE, np.asarray(self.embeddings, np.float32))
-            np.save(staging / APPEARANCE_FILE, np.asarray(self.appearance, np.float32))
-            write_manifest(self.metadata, staging / METADATA_FILE)
+            with atomic_path(version / EMBEDDINGS_FILE) as tmp:
+                np.save(tmp, np.asarray(self.embeddings, np.float32))
+            with atomic_path(version / APPEARANCE_FILE) as tmp:
+                np.save(tmp, np.asarray(self.appearance, np.float32))
+            write_manifest(self.metadata, version / METADATA_FILE)
             document = {
                 "format": INDEX_FORMAT, "backend": "numpy-exact", "metric": "cosine",
                 "count": len(self), "width": self.width,
                 "appearance_width": int(self.appearance.shape[1]), "source": self.source,
+                "model_version": self.source.get("version"),
                 "taxonomy": to_data(self.taxonomy),
             }
-            (staging / INDEX_FILE).write_text(json.dumps(document, indent=2) + "\n")
-            _replace_folder(staging, directory)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            write_text_atomic(version / INDEX_FILE, json.dumps(document, indent=2) + "\n")
+            write_text_atomic(directory / CURRENT_FILE, name + "\n")  # the atomic swap
+        except BaseException:
+            live = None
+            with contextlib.suppress(OSError, SearchError):
+                live = _live_version(directory)
+            if live != name:
+                shutil.rmtree(version, ignore_errors=True)
+            raise
+        _remove_versions(directory, keep={name, previous})
         return directory
 
     @classmethod
     def load(cls, directory: str | os.PathLike, block_rows: int = DEFAULT_BLOCK_ROWS):
-        """Reads an index folder; the embeddings are memory-mapped, not read into memory."""
+        """Reads the live version of an index folder (or a flat, older-layout one); the
+        embeddings are memory-mapped, not read into memory."""
+        directory = Path(directory)
+        for attempt in range(_LOAD_ATTEMPTS):
+            version = _live_version(directory) if directory.is_dir() else None
+            if version is None:
+                raise SearchError(
+                    f"{directory}: not a kattr index ({CURRENT_FILE} and {INDEX_FILE} are "
+                    "missing); build one with kattr-index MANIFEST --run RUN_DIR --output "
+                    "INDEX_DIR"
+                )
+            folder = directory if version == _FLAT else directory / version
+            try:
+                return cls._load_version(folder, block_rows)
+            except FileNotFoundError as error:
+                # A save may have swapped CURRENT and removed this version meanwhile.
+                if attempt + 1 < _LOAD_ATTEMPTS and _live_version(directory) != version:
+                    continue
+                missing = Path(error.filename).name if error.filename else "a file"
+                raise SearchError(
+                    f"{folder}: the index is incomplete ({missing} is missing); rebuild it with "
+                    "kattr-index"
+                ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @classmethod
+    def _load_version(cls, folder: Path, block_rows: int):
         from kattr._schema import from_data
 
-        directory = Path(directory)
-        index_file = directory / INDEX_FILE
-        if not index_file.exists():
-            raise SearchError(f"{directory}: not a kattr index ({INDEX_FILE} is missing); build "
-                              "one with kattr-index MANIFEST --run RUN_DIR --output INDEX_DIR")
+        index_file = folder / INDEX_FILE
         document = json.loads(index_file.read_text())
         if document.get("format") != INDEX_FORMAT:
             raise SearchError(
                 f"{index_file}: format {document.get('format')!r} is not supported (expected "
                 f"{INDEX_FORMAT}); rebuild the index with this kattr"
             )
-        embeddings = np.load(directory / EMBEDDINGS_FILE, mmap_mode="r")
-        appearance = np.load(directory / APPEARANCE_FILE, mmap_mode="r")
-        metadata = read_manifest(directory / METADATA_FILE)
+        embeddings = np.load(folder / EMBEDDINGS_FILE, mmap_mode="r")
+        appearance = np.load(folder / APPEARANCE_FILE, mmap_mode="r")
+        metadata_file = folder / METADATA_FILE
+        if not metadata_file.is_file():
+            raise FileNotFoundError(2, "No such file", str(metadata_file))
+        metadata = read_manifest(metadata_file)
         taxonomy = from_data(TaxonomyConfig, document["taxonomy"], "taxonomy")
         return cls(embeddings, appearance, metadata, taxonomy, document["source"], block_rows)
+
+
+def _live_version(directory: Path) -> str | None:
+    """The version folder `CURRENT` names, `_FLAT` for a flat (older) index, None for none."""
+    pointer = directory / CURRENT_FILE
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return _FLAT if (directory / INDEX_FILE).is_file() else None
+    if not _VERSION_NAME.fullmatch(name):
+        raise SearchError(
+            f"{pointer}: names {name!r}, not a version folder (v-...); the index is damaged: "
+            "rebuild it with kattr-index"
+        )
+    return name
+
+
+def _only_versions(directory: Path) -> bool:
+    """True for a folder holding only version folders, `CURRENT` and temporary files a crashed
+    save left (an index without a live version): saving there is safe."""
+    return all(
+        (entry.is_dir() and _VERSION_NAME.fullmatch(entry.name))
+        or entry.name == CURRENT_FILE or entry.name.startswith(f".{CURRENT_FILE}.")
+        for entry in directory.iterdir()
+    )
+
+
+def _remove_versions(directory: Path, keep: set[str | None]) -> None:
+    """Deletes, best effort, every version folder (and flat-layout file) not in `keep`."""
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name not in keep and entry.is_dir() and _VERSION_NAME.fullmatch(entry.name):
+            shutil.rmtree(entry, ignore_errors=True)
+    if _FLAT not in keep:
+        for name in _FLAT_FILES:
+            with contextlib.suppress(OSError):
+                (directory / name).unlink(missing_ok=True)
 
 
 def _normalised(vectors: np.ndarray, width: int, name: str) -> np.ndarray:
@@ -317,17 +410,6 @@ def _normalised(vectors: np.ndarray, width: int, name: str) -> np.ndarray:
             f"{name} must have width {width} (the index's). Received: shape {vectors.shape}"
         )
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-
-
-def _replace_folder(staging: Path, target: Path) -> None:
-    """Renames `staging` onto `target`; an old target is moved aside first and then deleted."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    retired = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.old"
-    os.replace(target, retired)
-    os.replace(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
 
 
 def build_index(frame: pd.DataFrame, scores: CatalogScores) -> SimilarityIndex:

@@ -75,6 +75,8 @@ class SelectResult:
         candidates: rows that had a blank applicable cell and a scored image.
         failures: the images that could not be scored.
         output: the queue file written (None when only computed).
+        model_version: the served model version that answered every row (server sources;
+            None for the others).
     """
 
     queue: pd.DataFrame
@@ -82,6 +84,7 @@ class SelectResult:
     candidates: int
     failures: list[ImageFailure] = field(default_factory=list)
     output: Path | None = None
+    model_version: int | None = None
 
 
 def attribute_uncertainty(
@@ -266,6 +269,7 @@ def select_manifest(
     check_columns(frame, scorer.taxonomy, str(manifest))
     scores = scorer.score_files(paths, batch_size=batch_size)
     result = select(frame, scores, budget, strategy, aggregate, diversify, pool_factor)
+    result.model_version = scores.source.get("version")
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_manifest(result.queue, output)

@@ -1,7 +1,8 @@
 """Model-source and manifest arguments shared by kattr-predict and the catalog applications.
 
-One argument group names where the model is: `--run DIR | --model-dir DIR | --rest URL |
---grpc HOST:PORT`, with `--model-name`, `--values-from` and the request settings for servers.
+One argument group names where the model is: `--run DIR | --scores DIR | --model-dir DIR |
+--rest URL | --grpc HOST:PORT`, with `--model-name`, `--values-from` and the request settings
+for servers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ def add_source_arguments(parser: argparse.ArgumentParser, allow_run: bool = True
     source = parser.add_mutually_exclusive_group(required=True)
     if allow_run:
         source.add_argument("--run", metavar="DIR", help="a kattr-train run directory")
+        source.add_argument(
+            "--scores", metavar="DIR",
+            help="scores computed ahead by kattr-batch (Apache Beam) for this manifest",
+        )
     source.add_argument(
         "--model-dir", metavar="DIR",
         help="exported SavedModel (or base path) run in this process, no server",
@@ -33,7 +38,11 @@ def add_source_arguments(parser: argparse.ArgumentParser, allow_run: bool = True
     source.add_argument("--rest", metavar="URL", help="REST server, e.g. http://127.0.0.1:8501")
     source.add_argument("--grpc", metavar="HOST:PORT", help="gRPC server, e.g. 127.0.0.1:8500")
     parser.add_argument("--model-name", help="served model name (required with --rest/--grpc)")
-    parser.add_argument("--version", type=int, help="a specific model version (default: latest)")
+    parser.add_argument(
+        "--version", type=int,
+        help="a specific model version (default: the one served when the run starts); every "
+        "request goes to that version, and the run stops if the server drops it",
+    )
     parser.add_argument(
         "--signature", default=serving_contract.DEFAULT_SIGNATURE, help="signature to run"
     )
@@ -45,7 +54,8 @@ def add_source_arguments(parser: argparse.ArgumentParser, allow_run: bool = True
     parser.add_argument(
         "--values-from", metavar="PATH",
         help="kattr.json, export dir or base path of the served model: its value names"
-        + (", taxonomy and thresholds" if allow_run else "") + " (servers only)",
+        + (", taxonomy and thresholds" if allow_run else "")
+        + " (servers only; must match the served model's outputs)",
     )
 
 
@@ -99,11 +109,12 @@ def client_from_args(args: argparse.Namespace):
 
 
 def scorer_from_args(args: argparse.Namespace):
-    """The `kattr.apps.Scorer` of --run, --model-dir, --rest or --grpc."""
+    """The `kattr.apps.Scorer` of --run, --scores, --model-dir, --rest or --grpc."""
     from kattr.apps.sources import open_scorer
 
     return open_scorer(
-        run=getattr(args, "run", None), model_dir=args.model_dir, rest=args.rest,
+        run=getattr(args, "run", None), scores=getattr(args, "scores", None),
+        model_dir=args.model_dir, rest=args.rest,
         grpc=args.grpc, model_name=args.model_name, values_from=args.values_from,
         version=args.version, signature=args.signature, timeout=args.timeout,
         retries=args.retries,

@@ -24,6 +24,8 @@ from kattr.serving_contract import METADATA_PATH
 __all__ = [
     "METADATA_PATH",
     "image_shape_from_metadata",
+    "metadata_file",
+    "read_metadata",
     "read_value_names",
     "resolve_version_dir",
     "value_names_from_metadata",
@@ -79,10 +81,52 @@ def image_shape_from_metadata(
     return as_image_shape(metadata["image_size"], f"{source}: image_size")
 
 
+def metadata_file(path: str | os.PathLike) -> Path:
+    """The `kattr.json` of a `kattr.json` file, a SavedModel directory or a base path."""
+    path = Path(path)
+    found = path if path.is_file() else resolve_version_dir(path) / METADATA_PATH
+    if not found.exists():
+        raise FileNotFoundError(f"{found}: no kattr.json (written by kattr-export)")
+    return found
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The content of an export's `kattr.json`: the one reader every client and app uses.
+
+    Args:
+        path: the `kattr.json` file, a SavedModel version directory or a base path (its
+            highest version); a remote path (``gs://...``) must be a version directory.
+
+    Raises:
+        FileNotFoundError: no export or no `kattr.json` there.
+        ValueError: a file that is not a JSON object (the message names it).
+
+    Example:
+        >>> read_metadata("exports/shirts")["taxonomy"]["attributes"][0]["name"]
+        'colour'
+    """
+    if "://" in str(path):  # a remote version directory (gs://...): TensorFlow's filesystems
+        import tensorflow as tf
+
+        found = f"{str(path).rstrip('/')}/{METADATA_PATH.as_posix()}"
+        if not tf.io.gfile.exists(found):
+            raise FileNotFoundError(
+                f"{found}: no kattr.json; a remote path must be the version directory of a "
+                "kattr export (BASE/NAME/VERSION)"
+            )
+        text = tf.io.gfile.GFile(found, "rb").read().decode("utf-8", errors="replace")
+    else:
+        found = metadata_file(path)
+        text = found.read_text(encoding="utf-8", errors="replace")
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{found}: not valid JSON ({error})") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{found}: expected a JSON object. Received: {type(metadata).__name__}")
+    return metadata
+
+
 def read_value_names(path: str | os.PathLike) -> dict[str, list[str]]:
     """Value names from a `kattr.json` file, a SavedModel directory or a base path."""
-    path = Path(path)
-    metadata_file = path if path.is_file() else resolve_version_dir(path) / METADATA_PATH
-    if not metadata_file.exists():
-        raise FileNotFoundError(f"{metadata_file}: no kattr.json (written by kattr-export)")
-    return value_names_from_metadata(json.loads(metadata_file.read_text()), str(metadata_file))
+    return value_names_from_metadata(read_metadata(path), str(metadata_file(path)))

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, TextIO
 
+from kattr._atomic import write_text_atomic
+
 __all__ = ["LABEL_SEPARATOR", "PredictionWriter", "format_predictions", "write_predictions"]
 
 LABEL_SEPARATOR = "|"
@@ -103,10 +105,7 @@ def write_predictions(
     if path is None:
         sys.stdout.write(text)
         return
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    write_text_atomic(path, text)
 
 
 class PredictionWriter:

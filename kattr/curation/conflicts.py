@@ -24,8 +24,7 @@ import numpy as np
 import pandas as pd
 
 from kattr.curation.errors import CurationError
-from kattr.curation.label_values import cell_values
-from kattr.labels import is_blank
+from kattr.labels import cell_values, is_blank
 
 __all__ = ["CONFLICT_POLICIES", "DuplicateGroup", "Resolution", "resolve_duplicates"]
 

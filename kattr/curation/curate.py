@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kattr._cores import available_cores
 from kattr.config import Config, save_config
 from kattr.curation.conflicts import resolve_duplicates
 from kattr.curation.duplicates import duplicate_groups
-from kattr.curation.hashing import available_cores, inspect_images
+from kattr.curation.hashing import inspect_images
 from kattr.curation.image_checks import ImageRecord
 from kattr.curation.label_values import clean_labels, label_columns
 from kattr.curation.output import discard_output, finish_output, start_output

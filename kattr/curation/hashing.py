@@ -12,23 +12,18 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from functools import partial
 
+from kattr._cores import available_cores
 from kattr.curation.errors import CurationError
 from kattr.curation.image_checks import ImageRecord, inspect_image
 from kattr.curation.progress import ProgressBar
 
-__all__ = ["available_cores", "inspect_images"]
+__all__ = ["inspect_images"]
 
 _MAX_CHUNK = 256
 _CHUNKS_PER_WORKER = 4
-
-
-def available_cores() -> int:
-    """Cores this process may run on (the CPU affinity, not the machine's total)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def _inspect_chunk(paths: list[str], min_side: int, max_aspect_ratio: float) -> list[ImageRecord]:

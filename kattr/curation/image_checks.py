@@ -21,6 +21,8 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+from kattr._image_formats import TRAINING_FORMATS, is_training_format
+
 __all__ = [
     "INVALID_REASONS",
     "THUMBNAIL_SIDE",
@@ -28,9 +30,6 @@ __all__ = [
     "ImageRecord",
     "inspect_image",
 ]
-
-# Formats `tf.io.decode_image` reads (MPO is a multi-picture JPEG from cameras).
-TRAINING_FORMATS = ("JPEG", "MPO", "PNG", "BMP", "GIF")
 
 INVALID_REASONS = (
     "missing_file",
@@ -138,7 +137,7 @@ def inspect_image(path: str, min_side: int, max_aspect_ratio: float) -> ImageRec
     with image:
         width, height = image.size
         record = ImageRecord(width=width, height=height)
-        if image.format not in TRAINING_FORMATS:
+        if not is_training_format(image.format):
             record.reason = "unsupported_format"
             record.detail = f"{image.format} is not one of {list(TRAINING_FORMATS)}"
             return record

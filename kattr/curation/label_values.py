@@ -1,8 +1,9 @@
 """Canonical label cells: case/whitespace folded, taxonomy merges applied, unknowns handled.
 
-Every label cell becomes the canonical form `encode_labels` reads back unchanged: values
-folded with `canonical`, synonyms replaced by `merge` / `category_merge`, repeated values
-dropped, multi-valued cells joined with the taxonomy separator, blank cells None. Values not
+Every label cell becomes the canonical form `encode_labels` reads back unchanged: the values
+`kattr.labels.cell_values` reads from it (the one label-cell parser: folded with `canonical`,
+synonyms replaced by `merge` / `category_merge`, repeated values dropped) joined with the
+taxonomy separator, blank cells None. Values not
 in the taxonomy follow `data.on_unknown`: `error` raises, `missing` blanks the cell, `drop`
 marks the row for removal. Under `missing` a multi-label cell that also holds known values is
 kept as it is (``casual|weird``): `encode_labels` reads it as casual = 1 and the other values
@@ -21,10 +22,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from kattr.config import TaxonomyConfig, canonical
-from kattr.labels import encode_labels, is_blank
+from kattr.config import TaxonomyConfig
+from kattr.labels import cell_values, column_parsing, encode_labels
 
-__all__ = ["CleanedLabels", "MergeCount", "cell_values", "clean_labels", "label_columns"]
+__all__ = ["CleanedLabels", "MergeCount", "clean_labels", "label_columns"]
 
 
 @dataclass
@@ -60,30 +61,9 @@ def label_columns(taxonomy: TaxonomyConfig) -> list[str]:
     return list(dict.fromkeys(columns))
 
 
-def cell_values(cell, separator: str) -> list[str]:
-    """The values of a canonical cell; [] for a blank one.
-
-    Example:
-        >>> cell_values("casual|party", "|")
-        ['casual', 'party']
-    """
-    return [] if is_blank(cell) else str(cell).split(separator)
-
-
-def _canonical_cell(cell, merge: dict[str, str], separator: str, merged: Counter) -> str | None:
-    if is_blank(cell):
-        return None
-    values = []
-    for part in str(cell).split(separator):
-        value = canonical(part)
-        if not value:
-            continue
-        target = merge.get(value, value)
-        if target != value:
-            merged[(value, target)] += 1
-        if target not in values:
-            values.append(target)
-    return separator.join(values) or None
+def _canonical_cell(cell, column: str, taxonomy: TaxonomyConfig, merged: Counter) -> str | None:
+    values = cell_values(cell, *column_parsing(taxonomy, column), merged=merged)
+    return taxonomy.separator.join(values) or None
 
 
 def _partly_known_columns(taxonomy: TaxonomyConfig) -> dict[str, set[str]]:
@@ -112,16 +92,11 @@ def clean_labels(frame: pd.DataFrame, taxonomy: TaxonomyConfig, on_unknown: str)
     """
     cleaned = frame.copy()
     merges = []
-    merge_maps = {taxonomy.category_column: taxonomy.category_merge}
-    merge_maps.update({a.source_column: a.merge for a in taxonomy.attributes})
-    separators = {column: taxonomy.separator for column in merge_maps}
-    # A category is one value: the separator must not split it.
-    separators[taxonomy.category_column] = "\0"
     encode_labels(frame.iloc[:0], taxonomy)  # raises naming any absent column
-    for column, merge in merge_maps.items():
+    for column in label_columns(taxonomy):
         merged: Counter = Counter()
         cleaned[column] = pd.Series(
-            [_canonical_cell(c, merge, separators[column], merged) for c in frame[column]],
+            [_canonical_cell(c, column, taxonomy, merged) for c in frame[column]],
             index=frame.index, dtype=object,
         )
         merges += [MergeCount(column, s, t, n) for (s, t), n in merged.items()]

@@ -28,8 +28,7 @@ import pandas as pd
 
 from kattr.config import TaxonomyConfig, canonical
 from kattr.curation.errors import CurationError
-from kattr.curation.label_values import cell_values
-from kattr.labels import encode_labels
+from kattr.labels import cell_values, encode_labels
 
 __all__ = [
     "RARE_POLICIES",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kattr._atomic import write_text_atomic
 from kattr.config import TaxonomyConfig
 from kattr.stats import (
     attribute_state_counts,
@@ -23,12 +24,6 @@ from kattr.stats import (
 )
 
 __all__ = ["render_markdown", "write_before_after_stats", "write_reports"]
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_before_after_stats(
@@ -49,7 +44,8 @@ def write_before_after_stats(
     states = {"before": attribute_state_counts(before, taxonomy)}
     states["after"] = attribute_state_counts(after, taxonomy)
     for name in values:
-        _write_text(output_dir / f"{name}.txt", format_stats(values[name], states[name]) + "\n")
+        text = format_stats(values[name], states[name]) + "\n"
+        write_text_atomic(output_dir / f"{name}.txt", text)
     plot_attribute_stats(values, output_dir, states=states)
     merged = states["before"].merge(states["after"], on="attribute", suffixes=("_before", "_after"))
     return merged.to_dict(orient="records")
@@ -176,5 +172,5 @@ def render_markdown(summary: dict) -> str:
 def write_reports(summary: dict, output_dir: str | os.PathLike) -> None:
     """Writes `report.json` and `report.md` into `output_dir`."""
     output_dir = Path(output_dir)
-    _write_text(output_dir / "report.json", json.dumps(summary, indent=2) + "\n")
-    _write_text(output_dir / "report.md", render_markdown(summary))
+    write_text_atomic(output_dir / "report.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(output_dir / "report.md", render_markdown(summary))

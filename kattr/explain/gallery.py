@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kattr._atomic import write_text_atomic
+
 __all__ = ["GalleryImage", "GalleryOverlay", "write_gallery"]
 
 _STYLE = """
@@ -106,7 +108,5 @@ def write_gallery(
         + "</body></html>\n"
     )
     path = output_dir / "index.html"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, page)
     return path

@@ -25,6 +25,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from kattr._atomic import atomic_path
 from kattr.explain.gradcam import Explanation
 
 __all__ = ["DEFAULT_COLORMAP", "render_contact_sheet", "render_overlay"]
@@ -60,9 +61,8 @@ def _show_overlay(axes, image: np.ndarray, heatmap: np.ndarray, colormap: str, a
 def _save(figure: Figure, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(tmp, format="png", dpi=_DPI)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=_DPI)
     return path
 
 

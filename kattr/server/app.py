@@ -1,5 +1,8 @@
 """Starts `kattr-serve`: the model store, the REST server and the gRPC server, as one handle.
 
+Stopping it drains: new connections and calls are refused, requests already accepted get up to
+`drain_seconds` to finish (for gRPC, `server.stop(grace)`), then the rest are cut off.
+
 Example:
     >>> with serve("exports/shirts", ServerOptions(rest_port=0, grpc_port=0)) as handle:
     ...     print(handle.rest_url, handle.grpc_target)
@@ -37,8 +40,17 @@ class ServerOptions:
         poll_interval_seconds: how often the base path is scanned for new versions.
         max_request_bytes: largest accepted request (REST body or gRPC message).
         workers: threads per protocol; REST connections and gRPC calls beyond them wait.
-        max_concurrent_rpcs: gRPC calls beyond this are refused with RESOURCE_EXHAUSTED.
+        max_concurrent_requests: per protocol, the REST connections and gRPC calls in flight
+            (answered or waiting for a worker); beyond it REST answers 503 and gRPC
+            RESOURCE_EXHAUSTED.
         enable_warmup: replay the SavedModel's warmup requests before serving a version.
+        max_num_load_retries: further attempts after a version fails to load; then its status
+            is END with the error and the previous version keeps serving.
+        load_retry_interval_seconds: the wait before each load retry.
+        drain_seconds: on `stop`, how long requests already accepted get to finish.
+
+    Example:
+        >>> ServerOptions(rest_port=0, grpc_port=None, max_concurrent_requests=16)
     """
 
     host: str = "127.0.0.1"
@@ -47,8 +59,11 @@ class ServerOptions:
     poll_interval_seconds: float = 1.0
     max_request_bytes: int = 64 * 1024 * 1024
     workers: int = 8
-    max_concurrent_rpcs: int = 64
+    max_concurrent_requests: int = 64
     enable_warmup: bool = True
+    max_num_load_retries: int = 5  # TF Serving's defaults: 5 retries, 1 minute apart
+    load_retry_interval_seconds: float = 60.0
+    drain_seconds: float = 10.0
 
 
 def _host_for_url(host: str) -> str:
@@ -64,6 +79,7 @@ class ServerHandle:
         grpc_server: the gRPC server (already started), or None.
         grpc_port: the bound gRPC port, or None.
         host: the bound address.
+        drain_seconds: `stop`'s default time for accepted requests to finish.
     """
 
     def __init__(
@@ -73,17 +89,21 @@ class ServerHandle:
         grpc_server: grpc.Server | None,
         grpc_port: int | None,
         host: str,
+        drain_seconds: float = 10.0,
     ):
         self.store = store
         self.host = host
         self.grpc_port = grpc_port
+        self.drain_seconds = drain_seconds
         self._rest_server = rest_server
         self._grpc_server = grpc_server
+        self._stop_once = threading.Lock()  # held for good by the first stop()
         self._stopped = threading.Event()
         self._rest_thread = None
         if rest_server is not None:
             self._rest_thread = threading.Thread(
-                target=rest_server.serve_forever, name="kattr-rest", daemon=True
+                target=rest_server.serve_forever, name="kattr-rest", daemon=True,
+                kwargs={"poll_interval": 0.1},  # how soon stop() stops the accepting loop
             )
             self._rest_thread.start()
 
@@ -109,16 +129,25 @@ class ServerHandle:
             return None
         return f"{_host_for_url(self.host)}:{self.grpc_port}"
 
-    def stop(self, grace_seconds: float = 1.0) -> None:
-        """Stops accepting requests, lets in-flight ones finish, stops polling."""
-        if self._stopped.is_set():
+    def stop(self, drain_seconds: float | None = None) -> None:
+        """Refuses new requests, lets accepted ones finish, then stops polling.
+
+        Requests already accepted (REST connections and gRPC calls) get `drain_seconds`
+        (default: `self.drain_seconds`) to finish; those still running are then cut off. Only
+        the first call stops; later ones, even from a signal handler during it, return at once.
+
+        Example:
+            >>> handle.stop(drain_seconds=5)
+        """
+        if not self._stop_once.acquire(blocking=False):
             return
+        drain = self.drain_seconds if drain_seconds is None else drain_seconds
+        grpc_stopped = None if self._grpc_server is None else self._grpc_server.stop(drain)
         if self._rest_server is not None:
-            self._rest_server.shutdown()
-            self._rest_server.server_close()
+            self._rest_server.stop(drain)
             self._rest_thread.join()
-        if self._grpc_server is not None:
-            self._grpc_server.stop(grace_seconds).wait()
+        if grpc_stopped is not None:
+            grpc_stopped.wait()
         self.store.stop()
         self._stopped.set()
 
@@ -142,16 +171,22 @@ def serve(base_path: str | os.PathLike, options: ServerOptions | None = None) ->
         options: ports, limits and polling; defaults to TF Serving's ports on 127.0.0.1.
 
     Raises:
-        ValueError: `base_path` is not a directory, or a limit is not positive.
+        ValueError: `base_path` is not a directory, a limit is not positive, or a retry count
+            or duration is negative.
         OSError: a port cannot be bound.
     """
     options = options or ServerOptions()
     if not Path(base_path).is_dir():
         raise ValueError(f"--base-path {base_path}: not a directory")
-    for name in ("max_request_bytes", "workers", "max_concurrent_rpcs"):
+    for name in ("max_request_bytes", "workers", "max_concurrent_requests"):
         if getattr(options, name) < 1:
             raise ValueError(f"{name} must be at least 1. Received: {getattr(options, name)}")
-    store = ModelStore(base_path, options.poll_interval_seconds, options.enable_warmup)
+    if options.drain_seconds < 0:
+        raise ValueError(f"drain_seconds must not be negative. Received: {options.drain_seconds}")
+    store = ModelStore(
+        base_path, options.poll_interval_seconds, options.enable_warmup,
+        options.max_num_load_retries, options.load_retry_interval_seconds,
+    )
     store.start()
     if store.current_version is None:
         logger.warning(
@@ -163,13 +198,13 @@ def serve(base_path: str | os.PathLike, options: ServerOptions | None = None) ->
         if options.rest_port is not None:
             rest_server = RestServer(
                 (options.host, options.rest_port), RestApi(store), options.workers,
-                options.max_request_bytes,
+                options.max_request_bytes, options.max_concurrent_requests,
             )
         if options.grpc_port is not None:
             grpc_server = grpc.server(
                 ThreadPoolExecutor(options.workers, thread_name_prefix="kattr-grpc"),
                 options=[("grpc.max_receive_message_length", options.max_request_bytes)],
-                maximum_concurrent_rpcs=options.max_concurrent_rpcs,
+                maximum_concurrent_rpcs=options.max_concurrent_requests,
             )
             add_services(grpc_server, store)
             address = f"{_host_for_url(options.host)}:{options.grpc_port}"
@@ -185,4 +220,6 @@ def serve(base_path: str | os.PathLike, options: ServerOptions | None = None) ->
             rest_server.server_close()
         store.stop()
         raise
-    return ServerHandle(store, rest_server, grpc_server, grpc_port, options.host)
+    return ServerHandle(
+        store, rest_server, grpc_server, grpc_port, options.host, options.drain_seconds
+    )

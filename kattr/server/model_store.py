@@ -3,11 +3,15 @@
 Only child directories whose names are integers are versions. The highest one is served (TF
 Serving's default `latest` policy). A background thread polls the base path; a new version is
 loaded and warmed up completely before it replaces the old one, so requests never see a gap.
-A version that fails to load is reported with its error and retried only when its files change;
-the old version keeps serving meanwhile.
+
+A version that fails to load (a half-copied directory, a transient file system error, a failing
+warmup request) is retried as TF Serving retries it: up to `max_num_load_retries` more times,
+`load_retry_interval_seconds` apart, while its status stays LOADING. Then it is reported with
+state END and its error, and tried again only when its files change. The old version keeps
+serving throughout.
 
 Example:
-    >>> store = ModelStore("exports/shirts", poll_interval_seconds=1.0)
+    >>> store = ModelStore("exports/shirts", poll_interval_seconds=1.0, max_num_load_retries=5)
     >>> store.start()
     >>> store.servable("shirts").version
     3
@@ -20,6 +24,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -29,7 +34,7 @@ from tensorflow_serving.apis import model_pb2
 from kattr.server.errors import ServingError, invalid_argument, not_found
 from kattr.server.protos import VersionStatus
 from kattr.server.servable import Servable
-from kattr.server.warmup import WARMUP_PATH, WarmupError, read_warmup_requests
+from kattr.tf_serving_requests import WARMUP_PATH, WarmupError, read_warmup_requests
 
 __all__ = ["ModelStore"]
 
@@ -63,6 +68,15 @@ def _fingerprint(path: Path) -> tuple:
     return tuple(parts)
 
 
+@dataclass(frozen=True)
+class _FailedLoad:
+    """A version whose last load attempt failed: on which files, how many attempts, next try."""
+
+    fingerprint: tuple
+    attempts: int
+    retry_at: float  # time.monotonic()
+
+
 def _error_code(error: Exception) -> str:
     if isinstance(error, ServingError):
         return error.code.name
@@ -83,6 +97,10 @@ class ModelStore:
             model name.
         poll_interval_seconds: how often the base path is scanned for versions.
         enable_warmup: replay `assets.extra/tf_serving_warmup_requests` before serving a version.
+        max_num_load_retries: further attempts after a version fails to load (TF Serving's
+            `--max_num_load_retries`).
+        load_retry_interval_seconds: the wait before each retry (TF Serving's
+            `--load_retry_interval_micros`); a retry happens at the first poll after it.
     """
 
     def __init__(
@@ -90,18 +108,27 @@ class ModelStore:
         base_path: str | os.PathLike,
         poll_interval_seconds: float = 1.0,
         enable_warmup: bool = True,
+        max_num_load_retries: int = 5,
+        load_retry_interval_seconds: float = 60.0,
     ):
         if poll_interval_seconds <= 0:
             raise ValueError(
                 f"poll_interval_seconds must be positive. Received: {poll_interval_seconds}"
             )
+        if max_num_load_retries < 0 or load_retry_interval_seconds < 0:
+            raise ValueError(
+                "max_num_load_retries and load_retry_interval_seconds must not be negative. "
+                f"Received: {max_num_load_retries}, {load_retry_interval_seconds}"
+            )
         self.base_path = Path(base_path).resolve()
         self.name = self.base_path.name
         self.poll_interval_seconds = poll_interval_seconds
         self.enable_warmup = enable_warmup
+        self.max_num_load_retries = max_num_load_retries
+        self.load_retry_interval_seconds = load_retry_interval_seconds
         self._current: Servable | None = None
         self._statuses: dict[int, VersionStatus] = {}
-        self._failed: dict[int, tuple] = {}
+        self._failed: dict[int, _FailedLoad] = {}
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -147,15 +174,23 @@ class ModelStore:
             if current is not None and current.version == latest:
                 return
             fingerprint = _fingerprint(versions[latest])
-            if self._failed.get(latest) == fingerprint:
-                return
-            self._load(latest, versions[latest], fingerprint)
+            failed = self._failed.get(latest)
+            attempts = 0
+            if failed is not None and failed.fingerprint == fingerprint:
+                if (
+                    failed.attempts > self.max_num_load_retries
+                    or time.monotonic() < failed.retry_at
+                ):
+                    return
+                attempts = failed.attempts
+            self._load(latest, versions[latest], fingerprint, attempts)
 
     def _set_status(self, status: VersionStatus) -> None:
         with self._lock:
             self._statuses[status.version] = status
 
-    def _load(self, version: int, path: Path, fingerprint: tuple) -> None:
+    def _load(self, version: int, path: Path, fingerprint: tuple, attempts: int) -> None:
+        """One load attempt; `attempts` earlier ones failed on the same files."""
         self._set_status(VersionStatus(version, "LOADING"))
         started = time.perf_counter()
         try:
@@ -166,9 +201,24 @@ class ModelStore:
                 warmed = servable.warmup(read_warmup_requests(warmup_file))
         except Exception as error:  # a bad version must not stop the poller or the old version
             message = getattr(error, "message", None) or str(error)
-            self._failed[version] = fingerprint
+            attempts += 1
+            retry_at = time.monotonic() + self.load_retry_interval_seconds
+            self._failed[version] = _FailedLoad(fingerprint, attempts, retry_at)
+            if attempts <= self.max_num_load_retries:  # the status stays LOADING meanwhile
+                logger.warning(
+                    "loading version %d of model %s failed (attempt %d of %d), retrying in "
+                    "%.1f s: %s", version, self.name, attempts, self.max_num_load_retries + 1,
+                    self.load_retry_interval_seconds, message,
+                )
+                return
             self._set_status(VersionStatus(version, "END", _error_code(error), message))
-            logger.error("loading version %d of model %s failed: %s", version, self.name, message)
+            serving = self.current_version
+            logger.error(
+                "loading version %d of model %s failed %d time(s); giving up until its files "
+                "change (%s): %s", version, self.name, attempts,
+                "nothing is served" if serving is None else f"version {serving} keeps serving",
+                message,
+            )
             return
         self._failed.pop(version, None)
         self._swap(servable)

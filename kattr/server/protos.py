@@ -1,12 +1,12 @@
-"""TF Serving protos that kattr builds: predict requests, status and metadata responses.
+"""TF Serving protos that kattr-serve builds: status and metadata responses.
 
 The REST server prints the status and metadata protos with TF Serving's JSON options, so both
-protocols answer with the same content.
+protocols answer with the same content. Predict requests are built by
+`kattr.tf_serving_requests.predict_request` (shared with the exporter and the client).
 
 Example:
-    >>> request = predict_request({"image_bytes": [jpeg_bytes]}, model_name="shirts")
-    >>> request.model_spec.signature_name
-    'serving_default'
+    >>> status_response("shirts", [VersionStatus(3, "AVAILABLE")]).model_version_status[0].state
+    30
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import numpy as np
-import tensorflow as tf
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
-    predict_pb2,
 )
 
 from kattr.serving_contract import DEFAULT_SIGNATURE
@@ -33,7 +30,6 @@ __all__ = [
     "message_to_json",
     "metadata_json",
     "metadata_response",
-    "predict_request",
     "status_response",
 ]
 
@@ -54,23 +50,6 @@ class VersionStatus:
     state: str
     error_code: str = "OK"
     error_message: str = ""
-
-
-def predict_request(
-    inputs: Mapping[str, np.ndarray | list],
-    model_name: str = "",
-    signature_name: str = DEFAULT_SIGNATURE,
-    version: int | None = None,
-) -> predict_pb2.PredictRequest:
-    """A `PredictRequest` with one `TensorProto` per input (lists of bytes become tf.string)."""
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model_name
-    request.model_spec.signature_name = signature_name
-    if version is not None:
-        request.model_spec.version.value = version
-    for name, value in inputs.items():
-        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
-    return request
 
 
 def status_response(

@@ -20,6 +20,8 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FileDescriptor
 from tensorflow_serving.apis import model_service_pb2, prediction_service_pb2
 
+from kattr._atomic import write_bytes_atomic
+
 __all__ = ["serving_file_descriptor_set", "write_protoset"]
 
 
@@ -46,9 +48,7 @@ def serving_file_descriptor_set() -> descriptor_pb2.FileDescriptorSet:
 def write_protoset(path: str | os.PathLike) -> Path:
     """Writes `serving_file_descriptor_set()` to `path` atomically."""
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(serving_file_descriptor_set().SerializeToString())
-    os.replace(temporary, path)
+    write_bytes_atomic(path, serving_file_descriptor_set().SerializeToString())
     return path
 
 

@@ -1,11 +1,16 @@
-"""SavedModel warmup records: `assets.extra/tf_serving_warmup_requests`.
+"""TF Serving requests that the exporter, the client and kattr-serve all build or read.
 
-TF Serving (with `--enable_model_warmup`, the default) and `kattr-serve` replay these
-`PredictionLog` records when they load a version, so the first real request does not pay for
-graph tracing and memory allocation.
+- `predict_request`: a `PredictRequest` (the gRPC client, warmup records);
+- `write_warmup_requests` / `read_warmup_requests`: the SavedModel's warmup records,
+  `assets.extra/tf_serving_warmup_requests`. TF Serving (with `--enable_model_warmup`, the
+  default) and `kattr-serve` replay these `PredictionLog` records when they load a version, so
+  the first real request does not pay for graph tracing and memory allocation.
+
+It depends on TensorFlow and the tensorflow-serving-api protos only, so the exporter does not
+import the dev server or the client.
 
 Example:
-    >>> request = predict_request({"image_bytes": [jpeg_bytes]})
+    >>> request = predict_request({"image_bytes": [jpeg_bytes]}, model_name="shirts")
     >>> write_warmup_requests(export_dir / WARMUP_PATH, [request])
     1
 """
@@ -13,24 +18,44 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from kattr.serving_contract import WARMUP_PATH
+from kattr._atomic import atomic_path
+from kattr.serving_contract import DEFAULT_SIGNATURE, WARMUP_PATH
 
 __all__ = [
     "MAX_WARMUP_RECORDS",
     "WARMUP_PATH",
     "WarmupError",
+    "predict_request",
     "read_warmup_requests",
     "write_warmup_requests",
 ]
 
 MAX_WARMUP_RECORDS = 1000  # TF Serving refuses files with more records
+
+
+def predict_request(
+    inputs: Mapping[str, np.ndarray | list],
+    model_name: str = "",
+    signature_name: str = DEFAULT_SIGNATURE,
+    version: int | None = None,
+) -> predict_pb2.PredictRequest:
+    """A `PredictRequest` with one `TensorProto` per input (lists of bytes become tf.string)."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = version
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    return request
 
 
 class WarmupError(ValueError):
@@ -44,7 +69,7 @@ def write_warmup_requests(
 
     Args:
         path: the warmup file, normally `<version dir>/` + `WARMUP_PATH`; folders are created.
-        requests: 1 to `MAX_WARMUP_RECORDS` requests (see `kattr.server.protos.predict_request`).
+        requests: 1 to `MAX_WARMUP_RECORDS` requests (see `predict_request`).
     """
     records = [
         prediction_log_pb2.PredictionLog(
@@ -59,11 +84,9 @@ def write_warmup_requests(
         )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with tf.io.TFRecordWriter(str(temporary)) as writer:
+    with atomic_path(path) as temporary, tf.io.TFRecordWriter(str(temporary)) as writer:
         for record in records:
             writer.write(record)
-    os.replace(temporary, path)
     return len(records)
 
 
