@@ -22,6 +22,7 @@ import yaml
 from kattr._atomic import write_text_atomic
 from kattr._image_shape import as_image_shape
 from kattr._schema import ConfigError, from_data, to_data
+from kattr.backbones import check_backbone_name
 
 __all__ = [
     "AttributeConfig",
@@ -232,11 +233,13 @@ class ModelConfig:
     """Backbone, attention module and heads.
 
     Args:
-        backbone: only `efficientnetb0`.
+        backbone: a registered backbone (`kattr.backbones.registered_backbones()`):
+            `efficientnetb0` (the paper's), or `tiny_cnn` (for tests and smoke runs, not for
+            real catalogs); `kattr.backbones.register_backbone` adds others.
         weights: `imagenet`, null (random init) or a path to a weights file.
         attention: `transformer` (8-head block over the spatial tokens) or `none` (ablation).
         attention_width: tokens are projected to this width before the block; null keeps
-            the backbone's 1280 (the paper's setting).
+            the backbone's width (EfficientNetB0: 1280, the paper's setting).
         num_heads: attention heads.
         feedforward_width: hidden width of the block's feed-forward network.
         attention_dropout: dropout inside the block.
@@ -244,9 +247,9 @@ class ModelConfig:
         branch_units: hidden layer sizes of each attribute branch (the paper uses two).
         branch_dropout: dropout after each hidden branch layer.
         embedding_dropout: dropout on the pooled feature before the branches.
-        output_stride: 32 (EfficientNetB0 as published) or 16 (its last stride-2 stage keeps
-            its resolution: twice the token map per side for small catalog photos; see
-            `kattr.backbones`).
+        output_stride: 32 (EfficientNetB0 as published) or 16 (the backbone's last stride-2
+            stage keeps its resolution: twice the token map per side for small catalog
+            photos; see `kattr.backbones`).
         drop_connect_rate: stochastic depth of the backbone's residual blocks (Keras: 0.2).
         output_bias: `zeros`, or `prior`: each output's bias starts at the log-odds of the
             value's frequency on the training split, so training does not spend its first
@@ -256,7 +259,7 @@ class ModelConfig:
             inference-mode statistics lag far behind the weights.
     """
 
-    backbone: Literal["efficientnetb0"] = "efficientnetb0"
+    backbone: str = "efficientnetb0"
     weights: str | None = None
     attention: Literal["transformer", "none"] = "transformer"
     attention_width: int | None = 256
@@ -271,6 +274,12 @@ class ModelConfig:
     drop_connect_rate: float = 0.2
     output_bias: Literal["zeros", "prior"] = "zeros"
     batchnorm_momentum: float | None = None
+
+    def __post_init__(self):
+        try:
+            check_backbone_name(self.backbone)  # the registry, not a fixed list
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
 
 @dataclass

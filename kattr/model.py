@@ -1,4 +1,5 @@
-"""The kattr model: EfficientNetB0, a transformer block over the spatial tokens, one branch per
+"""The kattr model: a backbone (EfficientNetB0 by default; `model.backbone` names any backbone
+registered in `kattr.backbones`), a transformer block over the spatial tokens, one branch per
 attribute ending in a sigmoid output named after the attribute.
 
 The backbone layers are part of the model's own graph (not a nested model), so Grad-CAM can

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax:UserWarn
 
 TINY = [
     "data.image_size=32",
+    "model.backbone=tiny_cnn",
     "model.attention_width=16",
     "model.feedforward_width=16",
     "model.branch_units=[8]",

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax:UserWarn
 
 TINY = [
     "data.image_size=32",
+    "model.backbone=tiny_cnn",
     "train.batch_size=32",
     "model.attention_width=16",
     "model.feedforward_width=16",

@@ -1,8 +1,10 @@
 """The explanation API (kattr.explain.gradcam, kattr.explain.localisation) on an untrained model.
 
-The model is small and untrained: these tests check the plumbing (targets, batching, shapes,
-errors, agreement with the Grad-CAM formula); tests/test_explain_localisation.py checks that
-the heatmaps of a trained model point at the evidence.
+The model is small and untrained, on the tiny test backbone (`tiny_cnn`, whose feature map
+ends in EfficientNetB0's `top_activation`): these tests check the plumbing (targets, batching,
+shapes, errors, agreement with the Grad-CAM formula); the portrait test explains EfficientNetB0
+itself, and tests/test_explain_localisation.py checks that the heatmaps of a trained model
+(EfficientNetB0) point at the evidence.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from kattr.explain.inputs import read_images
 from kattr.model import build_model
 
 SMALL_MODEL = ["model.attention_width=32", "model.feedforward_width=32", "model.branch_units=[16]"]
+TINY_BACKBONE = ["model.backbone=tiny_cnn"]
+# A finer feature map of tiny_cnn: stride 8, so 8x8 at 64 px, 24 channels.
+FINER_LAYER = "stage2_activation"
 
 
 @pytest.fixture(scope="module")
 def config(synthetic_catalog):
-    return load_config(synthetic_catalog.config_path, SMALL_MODEL)
+    return load_config(synthetic_catalog.config_path, [*SMALL_MODEL, *TINY_BACKBONE])
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +88,13 @@ def test_heatmaps_have_the_image_size_and_unit_range(explainer, images, method, 
 
 
 def test_portrait_model_explains_height_by_width_images(synthetic_catalog):
+    # EfficientNetB0 itself (the synthetic config's backbone): its last feature map is the target.
     config = load_config(synthetic_catalog.config_path, [*SMALL_MODEL, "data.image_size=[96, 64]"])
-    explainer = Explainer(build_model(config), config.taxonomy, batch_size=4)
+    assert config.model.backbone == "efficientnetb0"
+    model = build_model(config)
+    explainer = Explainer(model, config.taxonomy, batch_size=4)
+    assert explainer.layer == "top_activation"
+    assert model.get_layer(explainer.layer).output.shape == (None, 3, 2, 1280)
     assert explainer.image_shape == (96, 64)
     paths = sorted(synthetic_catalog.image_dir.glob("*.jpg"))[:2]
     loaded = read_images(paths, explainer.image_shape)
@@ -100,9 +110,9 @@ def test_portrait_model_explains_height_by_width_images(synthetic_catalog):
     [
         ("gradcam", None, 8),
         ("gradcam++", None, 8),
-        # Exact Score-CAM (every channel, 40 here) shares passes between images; Faster
+        # Exact Score-CAM (every channel, 24 here) shares passes between images; Faster
         # Score-CAM runs one image per pass.
-        ("scorecam", "block3b_add", None),
+        ("scorecam", FINER_LAYER, None),
     ],
 )
 def test_a_heatmap_does_not_depend_on_the_other_images_of_the_batch(
@@ -129,10 +139,11 @@ def test_gradcam_matches_the_formula_on_the_logits(model, explainer, images):
 
 def test_a_configured_layer_is_explained_instead(model, config, images):
     default = Explainer(model, config.taxonomy).explain(images[:1], "colour", "red")[0]
-    finer = Explainer(model, config.taxonomy, layer="block3b_add")  # 8x8 at 64 px
+    finer = Explainer(model, config.taxonomy, layer=FINER_LAYER)  # 8x8 at 64 px
     explanation = finer.explain(images[:1], "colour", "red")[0]
-    assert explanation.layer == "block3b_add"
-    expected = _gradcam_by_formula(model, images[:1], "block3b_add", "colour", 0)[0]
+    assert explanation.layer == FINER_LAYER
+    assert model.get_layer(FINER_LAYER).output.shape == (None, 8, 8, 24)
+    expected = _gradcam_by_formula(model, images[:1], FINER_LAYER, "colour", 0)[0]
     np.testing.assert_allclose(explanation.heatmap, expected, atol=1e-4)
     assert not np.allclose(explanation.heatmap, default.heatmap, atol=1e-2)
 

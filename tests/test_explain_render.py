@@ -21,7 +21,11 @@ from kattr.explain.report import explain_files
 from kattr.model import build_model
 from kattr.run_dir import RunDir, write_json
 
-SMALL_MODEL = ["model.attention_width=32", "model.feedforward_width=32", "model.branch_units=[16]"]
+# The tiny test backbone: rendering only needs heatmaps of some model.
+SMALL_MODEL = [
+    "model.backbone=tiny_cnn", "model.attention_width=32", "model.feedforward_width=32",
+    "model.branch_units=[16]",
+]
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,10 @@ VALUES = {
 PREDICT_METHOD = "tensorflow/serving/predict"
 
 
-def make_config(base_dir: Path, image_size: int | list[int] = SIZE):
+def make_config(
+    base_dir: Path, image_size: int | list[int] = SIZE, backbone: str = "tiny_cnn"
+):
+    """The test taxonomy on the tiny test backbone, or `backbone`."""
     return config_from_dict(
         {
             "data": {"image_size": image_size},
@@ -53,7 +56,10 @@ def make_config(base_dir: Path, image_size: int | list[int] = SIZE):
                     {"name": "occasion", "values": VALUES["occasion"], "exclusive": False},
                 ],
             },
-            "model": {"branch_units": [16, 8], "attention_width": 32, "feedforward_width": 32},
+            "model": {
+                "backbone": backbone, "branch_units": [16, 8], "attention_width": 32,
+                "feedforward_width": 32,
+            },
         },
         base_dir=base_dir,
     )
@@ -321,6 +327,29 @@ def test_served_model_answers_rest_predict_like_in_process(
                 assert prediction[name] == row.astype(str).tolist()
             else:
                 np.testing.assert_allclose(prediction[name], row, rtol=0, atol=1e-5)
+
+
+def test_efficientnet_export_matches_keras_with_core_ops_only(tmp_path, images):
+    """The tests above export the tiny test backbone; the real backbone exports the same way."""
+    config = make_config(tmp_path, backbone="efficientnetb0")
+    model = build_model(config)
+    exported = export_model(model, config, None, tmp_path)
+    assert graph_violations(exported) == []
+    pixels = np.stack([decode_and_resize(tf.constant(data), SIZE).numpy() for data in images])
+    served = tf.saved_model.load(str(exported)).signatures["serving_default"](
+        image_bytes=tf.constant(images)
+    )
+    scores = model(pixels)
+    for name in VALUES:
+        np.testing.assert_allclose(
+            served[f"{name}_scores"].numpy(), keras.ops.convert_to_numpy(scores[name]),
+            rtol=0, atol=1e-5,
+        )
+    embedding = keras.ops.convert_to_numpy(embedding_model(model)(pixels))
+    np.testing.assert_allclose(
+        served["embedding"].numpy(),
+        embedding / np.linalg.norm(embedding, axis=1, keepdims=True), atol=1e-5,
+    )
 
 
 # Versioning and dtypes, on a small stand-in Keras model with the same interface (fast export).

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kattr.config import config_from_dict, load_config
+from kattr import backbones
+from kattr.backbones import TINY_CNN_CHANNELS, build_backbone, register_backbone
+from kattr.config import ConfigError, config_from_dict, load_config
 from kattr.losses import build_losses
 from kattr.model import (
     build_model,
@@ -17,6 +19,9 @@ from kattr.model import (
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 SIZE = 64  # 2x2 spatial tokens
+# Tests that need "a model" build the tiny test backbone; those about EfficientNetB0 itself
+# (its layers, weights, strides, the shipped configs) pass EFFICIENTNET.
+EFFICIENTNET = {"backbone": "efficientnetb0"}
 
 
 def tiny_config(model=None, size=SIZE, attributes=None):
@@ -33,6 +38,7 @@ def tiny_config(model=None, size=SIZE, attributes=None):
                 ],
             },
             "model": {
+                "backbone": "tiny_cnn",
                 "branch_units": [16, 8],
                 "attention_width": 32,
                 "feedforward_width": 32,
@@ -49,6 +55,12 @@ def images(count=2, size=SIZE, seed=0):
 @pytest.fixture(scope="module")
 def model():
     return build_model(tiny_config())
+
+
+@pytest.fixture(scope="module")
+def efficientnet():
+    """The model on EfficientNetB0 (32 px: one token), for the tests about EfficientNetB0."""
+    return build_model(tiny_config(EFFICIENTNET, size=32))
 
 
 def test_outputs_are_named_sigmoid_scores_per_attribute(model):
@@ -72,17 +84,22 @@ def test_embedding_model_gives_the_pooled_feature(model):
     assert not np.allclose(features[0], features[1])
 
 
-def test_last_conv_layer_is_the_backbone_feature_map(model):
+def test_last_conv_layer_is_the_backbone_feature_map(model, efficientnet):
     name = last_conv_layer_name(model)
-    assert name == "top_activation"
-    assert model.get_layer(name).output.shape == (None, SIZE // 32, SIZE // 32, 1280)
+    assert name == "top_activation"  # tiny_cnn ends in EfficientNetB0's layer names
+    assert model.get_layer(name).output.shape == (None, SIZE // 32, SIZE // 32, TINY_CNN_CHANNELS)
+    assert last_conv_layer_name(efficientnet) == "top_activation"
+    assert efficientnet.get_layer("top_activation").output.shape == (None, 1, 1, 1280)
+    assert efficientnet.get_layer("block6a_dwconv").strides == (2, 2)
 
 
-def test_save_and_safe_load_round_trip(model, tmp_path):
+@pytest.mark.parametrize("backbone", ["model", "efficientnet"])
+def test_save_and_safe_load_round_trip(backbone, request, tmp_path):
+    model = request.getfixturevalue(backbone)
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
-    batch = images(seed=3)
+    batch = images(seed=3, size=model.input.shape[1])
     expected, actual = model(batch), loaded(batch)
     for name in expected:
         np.testing.assert_allclose(
@@ -107,7 +124,7 @@ def test_missing_attribute_sends_no_gradient_to_its_branch(model):
             loss_weights[name] * losses[name](targets[name], scores[name]) for name in targets
         )
     output_kernel = branches.weights[-2]  # [branches, hidden, values]
-    stem_kernel = model.get_layer("stem_conv").weights[0]
+    stem_kernel = model.get_layer("stem_conv").weights[0]  # tiny_cnn's first conv
     kernel_gradient, stem_gradient = tape.gradient(total, [output_kernel, stem_kernel])
     assert np.all(kernel_gradient.numpy()[1] == 0.0)  # occasion is the second branch
     assert np.any(kernel_gradient.numpy()[0] != 0.0)
@@ -117,8 +134,8 @@ def test_missing_attribute_sends_no_gradient_to_its_branch(model):
 @pytest.mark.parametrize(
     "settings, width, has_block",
     [
-        ({"attention": "none"}, 1280, False),
-        ({"attention_width": None, "num_heads": 8, "norm": "post"}, 1280, True),
+        ({"attention": "none"}, TINY_CNN_CHANNELS, False),
+        ({"attention_width": None, "num_heads": 8, "norm": "post"}, TINY_CNN_CHANNELS, True),
     ],
 )
 def test_attention_settings(settings, width, has_block):
@@ -133,9 +150,10 @@ def test_attention_settings(settings, width, has_block):
 def test_portrait_image_size_gives_a_height_by_width_input_and_token_map():
     built = build_model(tiny_config(size=[128, 100]))
     assert tuple(built.input.shape) == (None, 128, 100, 3)
-    # EfficientNetB0 is stride 32 with "same" padding: ceil(128/32) x ceil(100/32) = 4 x 4.
-    assert built.get_layer(last_conv_layer_name(built)).output.shape == (None, 4, 4, 1280)
-    assert built.get_layer("tokens").output.shape == (None, 16, 1280)
+    # Stride 32 with "same" padding (as EfficientNetB0): ceil(128/32) x ceil(100/32) = 4 x 4.
+    feature_map = built.get_layer(last_conv_layer_name(built)).output
+    assert feature_map.shape == (None, 4, 4, TINY_CNN_CHANNELS)
+    assert built.get_layer("tokens").output.shape == (None, 16, TINY_CNN_CHANNELS)
     batch = np.random.default_rng(0).uniform(0, 255, (2, 128, 100, 3)).astype("float32")
     assert built(batch)["colour"].shape == (2, 3)
 
@@ -165,7 +183,7 @@ def test_backbone_weights_are_loaded_from_a_local_file(tmp_path):
     )
     path = tmp_path / "backbone.weights.h5"
     source.save_weights(path)
-    built = build_model(tiny_config({"weights": str(path)}, size=32))
+    built = build_model(tiny_config({**EFFICIENTNET, "weights": str(path)}, size=32))
     for name in ("stem_conv", "top_conv"):
         np.testing.assert_array_equal(
             built.get_layer(name).get_weights()[0], source.get_layer(name).get_weights()[0]
@@ -180,9 +198,9 @@ def test_output_stride_16_doubles_the_token_map_and_keeps_published_weights(tmp_
     )
     path = tmp_path / "backbone.weights.h5"
     source.save_weights(path)
-    stride_32 = build_model(tiny_config(size=[64, 50]))
+    stride_32 = build_model(tiny_config(EFFICIENTNET, size=[64, 50]))
     stride_16 = build_model(
-        tiny_config({"output_stride": 16, "weights": str(path)}, size=[64, 50])
+        tiny_config({**EFFICIENTNET, "output_stride": 16, "weights": str(path)}, size=[64, 50])
     )
     assert stride_32.get_layer("tokens").output.shape == (None, 4, 1280)
     assert stride_16.get_layer("tokens").output.shape == (None, 16, 1280)
@@ -244,6 +262,7 @@ def test_attribute_clashing_with_a_backbone_layer_is_rejected():
 @pytest.mark.parametrize("path", CONFIGS, ids=[path.name for path in CONFIGS])
 def test_every_config_builds_a_model(path):
     config = load_config(path, ["data.image_size=32", "model.weights=null"])
+    assert config.model.backbone == "efficientnetb0"  # the shipped configs, as shipped
     built = build_model(config)
     names = [attribute.name for attribute in config.taxonomy.attributes]
     scores = built(images(size=32))
@@ -259,3 +278,44 @@ def test_batchnorm_momentum_setting_reaches_every_backbone_norm_and_round_trips(
     built.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     assert loaded.get_layer(norms[0].name).momentum == 0.9
+
+
+def test_tiny_backbone_weights_file_and_stride_16(tmp_path):
+    source = build_model(tiny_config(size=[64, 50]))
+    backbone = keras.Model(source.input, source.get_layer("top_activation").output)
+    path = tmp_path / "tiny.weights.h5"
+    backbone.save_weights(path)
+    built = build_model(tiny_config({"output_stride": 16, "weights": str(path)}, size=[64, 50]))
+    assert source.get_layer("tokens").output.shape == (None, 4, TINY_CNN_CHANNELS)
+    assert built.get_layer("tokens").output.shape == (None, 16, TINY_CNN_CHANNELS)
+    assert built.get_layer("stage4_conv").strides == (1, 1)
+    for name in ("stem_conv", "stage4_conv", "top_conv"):
+        np.testing.assert_array_equal(
+            built.get_layer(name).get_weights()[0], source.get_layer(name).get_weights()[0]
+        )
+    with pytest.raises(ValueError, match="model.weights.*tiny_cnn"):
+        build_model(tiny_config({"weights": "imagenet"}, size=32))
+
+
+def test_unknown_backbone_lists_the_registered_ones():
+    with pytest.raises(ConfigError, match=r"model.backbone: .*'efficientnetb0', 'tiny_cnn'"):
+        tiny_config({"backbone": "resnet50"})
+    with pytest.raises(ValueError, match=r"model.backbone: .*'efficientnetb0', 'tiny_cnn'"):
+        build_backbone("resnet50", keras.Input((32, 32, 3)), None)
+
+
+def test_a_registered_backbone_is_accepted_by_configs_and_built(monkeypatch):
+    monkeypatch.setattr(backbones, "_BUILDERS", dict(backbones._BUILDERS))  # undone after
+
+    @register_backbone("pooled_pixels")
+    def pooled_pixels(image, weights, output_stride, drop_connect_rate):
+        pooled = keras.layers.AveragePooling2D(output_stride, name="pooled_pixels")(image)
+        return keras.Model(image, pooled)
+
+    assert backbones.registered_backbones()[-1] == "pooled_pixels"
+    with pytest.raises(ValueError, match="already registered"):
+        register_backbone("pooled_pixels", lambda *arguments: None)
+    built = build_model(tiny_config({"backbone": "pooled_pixels", "attention": "none"}))
+    assert last_conv_layer_name(built) == "pooled_pixels"
+    assert built.get_layer("embedding").output.shape == (None, 3)
+    assert built(images())["colour"].shape == (2, 3)

@@ -12,8 +12,11 @@ from kattr.evaluation import evaluate_run
 from kattr.run_dir import RunDir, load_run
 from kattr.training import build_optimizer, learning_rate_schedule, train
 
+# The tiny test backbone: these tests check the training plumbing (tests/test_learning.py
+# checks that EfficientNetB0 learns).
 TINY = [
     "data.image_size=32",
+    "model.backbone=tiny_cnn",
     "train.batch_size=16",
     "train.augmentation.enabled=false",
     "model.attention_width=32",

@@ -1,6 +1,7 @@
 """Catalog applications built on a trained model: enrichment, label audit, annotation queue,
-visual search. Each works from a manifest and a model source (`Scorer`: a run directory, an
-exported model, or a TF Serving / kattr-serve endpoint over REST or gRPC).
+visual search, and a FiftyOne view (`to_fiftyone`). Each works from a manifest and a model
+source (`Scorer`: a run directory, an exported model, or a TF Serving / kattr-serve endpoint
+over REST or gRPC; or `StoredScores` computed ahead by kattr-batch).
 
 Example:
     >>> from kattr.apps import Scorer, enrich_manifest
@@ -11,6 +12,7 @@ Example:
 
 from kattr.apps.audit import AuditResult, audit, audit_manifest
 from kattr.apps.enrich import EnrichResult, enrich, enrich_manifest
+from kattr.apps.fiftyone_view import to_fiftyone
 from kattr.apps.labelstudio import export_queue
 from kattr.apps.labelstudio_review import import_review
 from kattr.apps.scoring import CatalogScores, ImageFailure, Scorer, manifest_images
@@ -41,4 +43,5 @@ __all__ = [
     "select",
     "select_manifest",
     "similar",
+    "to_fiftyone",
 ]
