@@ -44,13 +44,14 @@ import tensorflow as tf
 import kattr
 from kattr._schema import to_data
 from kattr.config import Config, config_to_dict
-from kattr.images import decode_and_resize, resize_to_fit
+from kattr.images import decode_and_resize, has_image_signature, resize_to_fit
 from kattr.model import EMBEDDING_LAYER
 from kattr.postprocess import applicability_table, decide, mask_not_applicable, thresholds_for
 from kattr.serving_contract import (
     DEFAULT_SIGNATURE,
     EMBEDDING_OUTPUT,
     IMAGE_BYTES_INPUT,
+    IMAGE_OK_OUTPUT,
     IMAGES_INPUT,
     IMAGES_SIGNATURE,
     METADATA_PATH,
@@ -131,6 +132,9 @@ class ServingModule(tf.Module):
         # A plain callable, not the tracked Keras model: saving a tracked Keras model walks and
         # retraces every layer (about 10x slower).
         self._forward = functools.partial(forward, training=False)
+        # Scored in place of bytes that are not an image (see `serve_bytes`): a white pixel.
+        self._placeholder = tf.io.encode_png(tf.fill([1, 1, 3], tf.constant(255, tf.uint8)))
+        self._placeholder = bytes(self._placeholder.numpy())
         # Traced once and called by both signatures, so the model's graph is stored once.
         self._model_outputs = _trace(
             self._outputs, tf.TensorSpec([None, *self.image_shape, 3], tf.float32)
@@ -149,14 +153,28 @@ class ServingModule(tf.Module):
         self.captured_variables = list(captured.values())
 
     def serve_bytes(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Outputs for encoded images (tf.string [batch]); decoded as in training."""
+        """Outputs for encoded images (tf.string [batch]); decoded as in training.
+
+        Bytes that are not an image (no JPEG, PNG, GIF, BMP or WebP signature) do not fail the
+        batch: they are scored as a blank placeholder, then get `image_ok` False, scores and
+        embedding 0 and no labels, so one client's bad file cannot fail the requests that TF
+        Serving's batching groups with it. A valid header with a corrupt body still fails.
+        """
         shape = self.image_shape
+        ok = has_image_signature(image_bytes)
+        safe = tf.where(ok, image_bytes, tf.constant(self._placeholder))
         images = tf.map_fn(
             lambda encoded: decode_and_resize(encoded, shape),
-            image_bytes,
+            safe,
             fn_output_signature=tf.TensorSpec([*shape, 3], tf.float32),
         )
-        return self._model_outputs(images)
+        outputs = dict(self._model_outputs(images))
+        keep = ok[:, tf.newaxis]
+        for name, value in outputs.items():
+            empty = tf.constant("") if value.dtype == tf.string else tf.zeros_like(value)
+            outputs[name] = tf.where(keep, value, empty)
+        outputs[IMAGE_OK_OUTPUT] = ok
+        return outputs
 
     def serve_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """Outputs for float32 pixels [batch, height, width, 3] in [0, 255]; resized as in

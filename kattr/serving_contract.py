@@ -6,7 +6,9 @@ catalog apps read them; each imports the names from here (none from another's mo
     <version dir>/assets.extra/kattr.json                    METADATA_PATH
     <version dir>/assets.extra/tf_serving_warmup_requests    WARMUP_PATH
     signature `serving_default`: input `image_bytes` (tf.string [batch])
-    outputs `<attr>_scores`, `<attr>_labels` per attribute, and `embedding`
+    outputs `<attr>_scores`, `<attr>_labels` per attribute, `embedding`, and `image_ok`
+    (bool [batch]: False for bytes that are not a JPEG, PNG, GIF, BMP or WebP image, whose
+    scores and embedding are 0 and labels ""; exports before it lack the output)
 
 Example:
     >>> scores_output("colour"), labels_output("colour")
@@ -26,6 +28,7 @@ __all__ = [
     "IMAGES_INPUT",
     "IMAGES_SIGNATURE",
     "IMAGE_BYTES_INPUT",
+    "IMAGE_OK_OUTPUT",
     "LABELS_SUFFIX",
     "METADATA_PATH",
     "SCORES_SUFFIX",
@@ -37,6 +40,7 @@ __all__ = [
 
 DEFAULT_SIGNATURE = "serving_default"
 IMAGE_BYTES_INPUT = "image_bytes"
+IMAGE_OK_OUTPUT = "image_ok"
 IMAGES_SIGNATURE = "predict_images"
 IMAGES_INPUT = "images"
 EMBEDDING_OUTPUT = "embedding"

@@ -109,6 +109,10 @@ def gap_thresholds(scores: np.ndarray) -> list[float]:
 
 
 def assert_parity(outputs: dict, reference: dict) -> None:
+    """Outputs equal the Keras reference; `image_ok` (serving_default) is True for every image."""
+    outputs = dict(outputs)
+    if "image_ok" in outputs:
+        np.testing.assert_array_equal(np.asarray(outputs.pop("image_ok")), True)
     assert sorted(outputs) == sorted(reference)
     for name, expected in reference.items():
         actual = np.asarray(outputs[name])
@@ -202,7 +206,8 @@ def test_signatures_follow_the_serving_contract(export_dir):
         signature = signatures[signature_name]
         assert signature.method_name == PREDICT_METHOD
         assert described(signature.inputs) == inputs
-        assert described(signature.outputs) == expected_outputs
+        extra = {"image_ok": ("bool", [-1])} if signature_name == "serving_default" else {}
+        assert described(signature.outputs) == {**expected_outputs, **extra}
 
 
 def test_serving_default_matches_keras_and_postprocessing(loaded, images, reference):
@@ -210,6 +215,45 @@ def test_serving_default_matches_keras_and_postprocessing(loaded, images, refere
     assert_parity({name: value.numpy() for name, value in outputs.items()}, reference)
     norms = np.linalg.norm(outputs["embedding"].numpy(), axis=1)
     np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+
+
+def test_bytes_that_are_not_an_image_are_flagged_without_failing_the_batch(
+    loaded, images, reference
+):
+    garbage = [b"not an image", b"", b"GIF8", b"%PDF-1.7 ..."]
+    batch = [garbage[0], images[0], garbage[1], *images[1:], *garbage[2:]]
+    outputs = {name: value.numpy() for name, value in
+               loaded.signatures["serving_default"](image_bytes=tf.constant(batch)).items()}
+    good = [1, *range(3, 3 + len(images) - 1)]
+    bad = [0, 2, len(batch) - 2, len(batch) - 1]
+    np.testing.assert_array_equal(outputs["image_ok"][good], True)
+    np.testing.assert_array_equal(outputs["image_ok"][bad], False)
+    assert_parity({name: value[good] for name, value in outputs.items()}, reference)
+    for name, value in outputs.items():
+        if name.endswith("_labels"):
+            assert (value[bad] == b"").all(), name
+        elif name != "image_ok":
+            np.testing.assert_array_equal(value[bad], 0.0, err_msg=name)
+
+
+def test_clients_name_the_rows_that_are_not_images(export_dir, images, tmp_path):
+    from kattr.apps import Scorer
+    from kattr.client import PredictClient
+
+    files = []
+    for index, data in enumerate([images[0], b"plain text", images[1]]):
+        files.append(tmp_path / f"{index}.jpg")
+        files[-1].write_bytes(data)
+    with PredictClient.from_model_dir(export_dir) as client:
+        records = list(client.predict_files(files, batch_size=3))
+    assert [("error" in record, "attributes" in record) for record in records] == [
+        (False, True), (True, False), (False, True)]
+    assert "not a JPEG, PNG" in records[1]["error"]
+    with Scorer.from_model_dir(export_dir) as scorer:
+        scored = scorer.score_files(files, batch_size=3)
+    assert [(f.row, f.reason) for f in scored.failures] == [
+        (1, "cannot decode: not a JPEG, PNG, GIF, BMP or WebP image")]
+    assert np.isfinite(scored.embeddings[[0, 2]]).all()
 
 
 def test_predict_images_matches_bytes_for_model_sized_and_other_pixels(loaded, images, reference):
@@ -494,7 +538,9 @@ def test_mixed_precision_model_exports_float32_outputs(small, tmp_path):
     signatures = read_signature_defs(exported)
     for signature in (signatures["serving_default"], signatures["predict_images"]):
         for name, info in signature.outputs.items():
-            assert info.dtype == (tf.string if name.endswith("_labels") else tf.float32), name
+            expected = {"image_ok": tf.bool}.get(
+                name, tf.string if name.endswith("_labels") else tf.float32)
+            assert info.dtype == expected, name
     pixels = np.random.default_rng(1).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32)
     outputs = tf.saved_model.load(str(exported)).signatures["predict_images"](images=pixels)
     expected = model(pixels)

@@ -37,7 +37,13 @@ from apache_beam.ml.inference.base import (
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from kattr.apps.stored_scores import BATCH_RECORD, FAILURES_PREFIX, SCORES_PREFIX, image_key
-from kattr.serving_contract import DEFAULT_SIGNATURE, EMBEDDING_OUTPUT, scores_output
+from kattr.client.decode import NOT_AN_IMAGE
+from kattr.serving_contract import (
+    DEFAULT_SIGNATURE,
+    EMBEDDING_OUTPUT,
+    IMAGE_OK_OUTPUT,
+    scores_output,
+)
 
 __all__ = ["BatchResult", "SavedModelHandler", "build_pipeline", "score_on_beam"]
 
@@ -54,8 +60,9 @@ class SavedModelHandler(ModelHandler):
     takes. This handler loads the export as TF Serving does and calls its signature on encoded
     image bytes, so batch scores equal served scores.
 
-    A batch that holds an undecodable image is retried image by image: the bad image becomes a
-    `{"error": reason}` inference and the others are scored.
+    Bytes that are not an image come back with the export's `image_ok` False and become a
+    `{"error": reason}` inference; a batch that still fails (a valid header with a corrupt body,
+    or an export older than `image_ok`) is retried image by image, so the others are scored.
 
     Args:
         model_dir: an export version directory (or a local base path: its highest version).
@@ -92,8 +99,10 @@ class SavedModelHandler(ModelHandler):
             if len(batch) == 1:
                 return [PredictionResult(batch[0], {"error": f"cannot decode: {error.message}"})]
             return [result for image in batch for result in self.run_inference([image], model)]
+        ok = np.asarray(outputs.pop(IMAGE_OK_OUTPUT, np.ones(len(batch), bool))).reshape(-1)
         return [
             PredictionResult(image, {name: values[index] for name, values in outputs.items()})
+            if ok[index] else PredictionResult(image, {"error": f"cannot decode: {NOT_AN_IMAGE}"})
             for index, image in enumerate(batch)
         ]
 

@@ -35,11 +35,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kattr.client.decode import NOT_AN_IMAGE
 from kattr.client.model_files import read_metadata
 from kattr.config import TaxonomyConfig
 from kattr.labels import LabelError, is_blank, read_manifest
 from kattr.serving_contract import (
     EMBEDDING_OUTPUT,
+    IMAGE_OK_OUTPUT,
     METADATA_PATH,
     attribute_of_scores_output,
     scores_output,
@@ -377,6 +379,10 @@ class Scorer:
                 if error.code == grpc.StatusCode.INVALID_ARGUMENT:
                     raise ImageDecodeError(error.message) from None
                 raise
+            if not np.all(outputs.get(IMAGE_OK_OUTPUT, True)):
+                # Bytes that are not an image: `score_files` retries the batch image by image
+                # and names the row.
+                raise ImageDecodeError(NOT_AN_IMAGE)
             missing = [scores_output(name) for name in names if scores_output(name) not in outputs]
             if missing or EMBEDDING_OUTPUT not in outputs:
                 raise ValueError(

@@ -13,9 +13,17 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from kattr.serving_contract import attribute_of_scores_output, labels_output, scores_output
+from kattr.serving_contract import (
+    IMAGE_OK_OUTPUT,
+    attribute_of_scores_output,
+    labels_output,
+    scores_output,
+)
 
-__all__ = ["decode_outputs"]
+__all__ = ["NOT_AN_IMAGE", "decode_outputs"]
+
+# Why a row whose `image_ok` output is False has no prediction.
+NOT_AN_IMAGE = "not a JPEG, PNG, GIF, BMP or WebP image"
 
 
 def _text(value: bytes | str) -> str:
@@ -30,8 +38,9 @@ def _scores(row: np.ndarray) -> list[float]:
 def decode_outputs(
     outputs: Mapping[str, np.ndarray],
     value_names: Mapping[str, Sequence[str]] | None = None,
-) -> list[dict]:
-    """Per image: ``{attribute: {"labels": [...], "scores": {value: score}}}``.
+) -> list[dict | None]:
+    """Per image: ``{attribute: {"labels": [...], "scores": {value: score}}}``, or None where
+    the export's `image_ok` output says the bytes were not an image.
 
     Args:
         outputs: output name -> array with the batch first, from any protocol; `<attr>_scores`
@@ -68,4 +77,7 @@ def decode_outputs(
                 "labels": [] if labels is None else [_text(v) for v in labels[index] if _text(v)],
                 "scores": dict(zip(names, row, strict=True)) if names is not None else row,
             }
+    if IMAGE_OK_OUTPUT in outputs:
+        ok = np.asarray(outputs[IMAGE_OK_OUTPUT]).reshape(-1)
+        records = [record if good else None for record, good in zip(records, ok, strict=True)]
     return records

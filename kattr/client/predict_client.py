@@ -36,7 +36,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from kattr.client.decode import decode_outputs
+from kattr.client.decode import NOT_AN_IMAGE, decode_outputs
 from kattr.client.model_files import read_value_names
 from kattr.client.served_model import ModelVersionError, ServedModel, check_value_names
 from kattr.client.transports import GrpcTransport, InProcessTransport, RestTransport
@@ -201,8 +201,9 @@ class PredictClient:
                 time.sleep(delay)
                 attempt += 1
 
-    def predict(self, images: Sequence[bytes]) -> list[dict]:
-        """Per image: ``{attribute: {"labels": [...], "scores": {value: score}}}``."""
+    def predict(self, images: Sequence[bytes]) -> list[dict | None]:
+        """Per image: ``{attribute: {"labels": [...], "scores": {value: score}}}``; None for
+        bytes the export reports as not an image (its `image_ok` output)."""
         return decode_outputs(self.predict_raw(images), self.value_names)
 
     def predict_files(
@@ -251,7 +252,10 @@ class PredictClient:
                 yield from self._predict_batch([item])
             return
         for (path, _), attributes in zip(batch, predictions, strict=True):
-            yield {"image": path, "attributes": attributes}
+            if attributes is None:  # the export's image_ok output: not an image
+                yield {"image": path, "error": NOT_AN_IMAGE}
+            else:
+                yield {"image": path, "attributes": attributes}
 
     def close(self) -> None:
         self.transport.close()
