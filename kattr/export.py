@@ -44,7 +44,7 @@ import tensorflow as tf
 import kattr
 from kattr._schema import to_data
 from kattr.config import Config, config_to_dict
-from kattr.images import decode_and_resize, has_image_signature, resize_to_fit
+from kattr.images import PAD_VALUE, decode_and_resize, resize_to_fit
 from kattr.model import EMBEDDING_LAYER
 from kattr.postprocess import applicability_table, decide, mask_not_applicable, thresholds_for
 from kattr.serving_contract import (
@@ -132,9 +132,6 @@ class ServingModule(tf.Module):
         # A plain callable, not the tracked Keras model: saving a tracked Keras model walks and
         # retraces every layer (about 10x slower).
         self._forward = functools.partial(forward, training=False)
-        # Scored in place of bytes that are not an image (see `serve_bytes`): a white pixel.
-        self._placeholder = tf.io.encode_png(tf.fill([1, 1, 3], tf.constant(255, tf.uint8)))
-        self._placeholder = bytes(self._placeholder.numpy())
         # Traced once and called by both signatures, so the model's graph is stored once.
         self._model_outputs = _trace(
             self._outputs, tf.TensorSpec([None, *self.image_shape, 3], tf.float32)
@@ -155,19 +152,12 @@ class ServingModule(tf.Module):
     def serve_bytes(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         """Outputs for encoded images (tf.string [batch]); decoded as in training.
 
-        Bytes that are not an image (no JPEG, PNG, GIF, BMP or WebP signature) do not fail the
-        batch: they are scored as a blank placeholder, then get `image_ok` False, scores and
+        Bytes that cannot be decoded (not an image, a corrupt or truncated file) do not fail
+        the batch: `decode_each` sets them aside, and they get `image_ok` False, scores and
         embedding 0 and no labels, so one client's bad file cannot fail the requests that TF
-        Serving's batching groups with it. A valid header with a corrupt body still fails.
+        Serving's batching groups with it.
         """
-        shape = self.image_shape
-        ok = has_image_signature(image_bytes)
-        safe = tf.where(ok, image_bytes, tf.constant(self._placeholder))
-        images = tf.map_fn(
-            lambda encoded: decode_and_resize(encoded, shape),
-            safe,
-            fn_output_signature=tf.TensorSpec([*shape, 3], tf.float32),
-        )
+        ok, images = decode_each(image_bytes, self.image_shape)
         outputs = dict(self._model_outputs(images))
         keep = ok[:, tf.newaxis]
         for name, value in outputs.items():
@@ -207,6 +197,35 @@ class ServingModule(tf.Module):
             outputs[scores_output(name)] = scores
             outputs[labels_output(name)] = tf.where(decisions, tf.constant(values)[tf.newaxis], "")
         return outputs
+
+
+def decode_each(image_bytes: tf.Tensor, shape: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
+    """Decodes and resizes each encoded image, setting aside those that fail.
+
+    A graph cannot catch a decoder's error, but `tf.data`'s `ignore_errors` can: each image is
+    decoded as one dataset element, failed elements are dropped, and their rows are filled
+    with white pixels.
+
+    Returns:
+        `(ok, images)`: bool [batch], True where the image decoded, and float32
+        [batch, height, width, 3] pixels in [0, 255].
+
+    Example:
+        >>> ok, images = decode_each(tf.constant([jpeg_bytes, b"not an image"]), (64, 50))
+        >>> ok.numpy()
+        array([ True, False])
+    """
+    count = tf.shape(image_bytes, out_type=tf.int64)[0]
+    decoded = tf.data.Dataset.from_tensor_slices((tf.range(count), image_bytes)).map(
+        lambda index, encoded: (index, decode_and_resize(encoded, shape))
+    ).ignore_errors()
+    # A last element that always exists: batching an empty dataset yields no element at all.
+    sentinel = tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), tf.zeros([*shape, 3])))
+    indices, pixels = decoded.concatenate(sentinel).batch(_INT64_MAX).get_single_element()
+    rows = indices[:-1, tf.newaxis]
+    ok = tf.scatter_nd(rows, tf.ones_like(rows[:, 0], tf.int32), [count]) > 0
+    images = tf.tensor_scatter_nd_update(tf.fill([count, *shape, 3], PAD_VALUE), rows, pixels[:-1])
+    return ok, images
 
 
 def _trace(method, spec: tf.TensorSpec) -> tf.types.experimental.ConcreteFunction:

@@ -19,9 +19,7 @@ import tensorflow as tf
 
 from kattr._image_shape import as_image_shape
 
-__all__ = [
-    "PAD_VALUE", "decode_and_resize", "decode_image", "has_image_signature", "resize_to_fit",
-]
+__all__ = ["PAD_VALUE", "decode_and_resize", "decode_image", "resize_to_fit"]
 
 PAD_VALUE = 255.0
 
@@ -67,37 +65,6 @@ def resize_to_fit(image: tf.Tensor, height: int, width: int | None = None) -> tf
     fitted = tf.pad(resized - PAD_VALUE, paddings) + PAD_VALUE
     fitted = tf.clip_by_value(fitted, 0.0, 255.0)
     return tf.ensure_shape(fitted, [*target, 3])
-
-
-# Leading bytes of the formats `decode_image` reads, as (offset, bytes) pairs that must all match.
-_SIGNATURES = (
-    ((0, b"\xff\xd8\xff"),),  # JPEG
-    ((0, b"\x89PNG\r\n\x1a\n"),),  # PNG
-    ((0, b"GIF87a"),),
-    ((0, b"GIF89a"),),
-    ((0, b"BM"),),  # BMP
-    ((0, b"RIFF"), (8, b"WEBP")),  # WebP
-)
-
-
-def has_image_signature(encoded: tf.Tensor) -> tf.Tensor:
-    """bool, elementwise: the bytes start like a JPEG, PNG, GIF, BMP or WebP file.
-
-    A cheap in-graph test (no decoding) that lets a serving graph set aside bytes that are not
-    an image at all instead of failing the whole batch; a file with a valid header and a
-    corrupt body still fails `decode_image`.
-
-    Example:
-        >>> has_image_signature(tf.constant([png_bytes, b"hello"])).numpy()
-        array([ True, False])
-    """
-    padded = tf.strings.join([encoded, b"\0" * 12])  # substr past the end would raise
-    matches = []
-    for parts in _SIGNATURES:
-        checks = [tf.equal(tf.strings.substr(padded, offset, len(magic)), magic)
-                  for offset, magic in parts]
-        matches.append(tf.reduce_all(tf.stack(checks), axis=0))
-    return tf.reduce_any(tf.stack(matches), axis=0)
 
 
 def decode_and_resize(encoded: tf.Tensor, size: int | Sequence[int]) -> tf.Tensor:

@@ -7,8 +7,8 @@ catalog apps read them; each imports the names from here (none from another's mo
     <version dir>/assets.extra/tf_serving_warmup_requests    WARMUP_PATH
     signature `serving_default`: input `image_bytes` (tf.string [batch])
     outputs `<attr>_scores`, `<attr>_labels` per attribute, `embedding`, and `image_ok`
-    (bool [batch]: False for bytes that are not a JPEG, PNG, GIF, BMP or WebP image, whose
-    scores and embedding are 0 and labels ""; exports before it lack the output)
+    (bool [batch]: False for bytes that do not decode as an image, whose scores and
+    embedding are 0 and labels ""; exports before it lack the output)
 
 Example:
     >>> scores_output("colour"), labels_output("colour")

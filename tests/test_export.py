@@ -217,10 +217,11 @@ def test_serving_default_matches_keras_and_postprocessing(loaded, images, refere
     np.testing.assert_allclose(norms, 1.0, atol=1e-5)
 
 
-def test_bytes_that_are_not_an_image_are_flagged_without_failing_the_batch(
+def test_bytes_that_do_not_decode_are_flagged_without_failing_the_batch(
     loaded, images, reference
 ):
-    garbage = [b"not an image", b"", b"GIF8", b"%PDF-1.7 ..."]
+    corrupt = images[1][:20] + b"\0" * 50 + images[1][70:]  # a JPEG header, a broken body
+    garbage = [b"not an image", b"", corrupt, images[0][: len(images[0]) // 3]]
     batch = [garbage[0], images[0], garbage[1], *images[1:], *garbage[2:]]
     outputs = {name: value.numpy() for name, value in
                loaded.signatures["serving_default"](image_bytes=tf.constant(batch)).items()}
@@ -248,11 +249,11 @@ def test_clients_name_the_rows_that_are_not_images(export_dir, images, tmp_path)
         records = list(client.predict_files(files, batch_size=3))
     assert [("error" in record, "attributes" in record) for record in records] == [
         (False, True), (True, False), (False, True)]
-    assert "not a JPEG, PNG" in records[1]["error"]
+    assert "not a decodable JPEG, PNG" in records[1]["error"]
     with Scorer.from_model_dir(export_dir) as scorer:
         scored = scorer.score_files(files, batch_size=3)
     assert [(f.row, f.reason) for f in scored.failures] == [
-        (1, "cannot decode: not a JPEG, PNG, GIF, BMP or WebP image")]
+        (1, "cannot decode: not a decodable JPEG, PNG, GIF, BMP or WebP image")]
     assert np.isfinite(scored.embeddings[[0, 2]]).all()
 
 

@@ -60,9 +60,9 @@ class SavedModelHandler(ModelHandler):
     takes. This handler loads the export as TF Serving does and calls its signature on encoded
     image bytes, so batch scores equal served scores.
 
-    Bytes that are not an image come back with the export's `image_ok` False and become a
-    `{"error": reason}` inference; a batch that still fails (a valid header with a corrupt body,
-    or an export older than `image_ok`) is retried image by image, so the others are scored.
+    Bytes that do not decode come back with the export's `image_ok` False and become a
+    `{"error": reason}` inference; with an export older than `image_ok` a failing batch is
+    retried image by image, so the others are scored.
 
     Args:
         model_dir: an export version directory (or a local base path: its highest version).

@@ -380,8 +380,8 @@ class Scorer:
                     raise ImageDecodeError(error.message) from None
                 raise
             if not np.all(outputs.get(IMAGE_OK_OUTPUT, True)):
-                # Bytes that are not an image: `score_files` retries the batch image by image
-                # and names the row.
+                # Bytes that do not decode: `score_files` retries the batch image by image and
+                # names the row.
                 raise ImageDecodeError(NOT_AN_IMAGE)
             missing = [scores_output(name) for name in names if scores_output(name) not in outputs]
             if missing or EMBEDDING_OUTPUT not in outputs:

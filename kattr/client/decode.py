@@ -23,7 +23,7 @@ from kattr.serving_contract import (
 __all__ = ["NOT_AN_IMAGE", "decode_outputs"]
 
 # Why a row whose `image_ok` output is False has no prediction.
-NOT_AN_IMAGE = "not a JPEG, PNG, GIF, BMP or WebP image"
+NOT_AN_IMAGE = "not a decodable JPEG, PNG, GIF, BMP or WebP image"
 
 
 def _text(value: bytes | str) -> str:
