@@ -404,7 +404,7 @@ class Scorer:
     def predict(self, images: Sequence[bytes]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Scores and L2-normalised embeddings of encoded images (all must decode)."""
         scores, embeddings = self._predict(images)
-        return scores, _l2_normalise(embeddings)
+        return scores, l2_normalise(embeddings)
 
     def score_files(
         self,
@@ -492,7 +492,8 @@ class Scorer:
         self.close()
 
 
-def _l2_normalise(embeddings: np.ndarray) -> np.ndarray:
+def l2_normalise(embeddings: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (all-zero rows stay zero), as float32."""
     embeddings = np.asarray(embeddings, np.float32)
     norms = np.linalg.norm(embeddings, axis=-1, keepdims=True)
     return embeddings / np.maximum(norms, 1e-12)

@@ -35,6 +35,7 @@ from kattr.apps.scoring import (
     APPEARANCE_SIDE,
     CatalogScores,
     ImageFailure,
+    l2_normalise,
     taxonomy_from_metadata,
 )
 
@@ -195,8 +196,7 @@ class StoredScores:
             embeddings[row] = item["embedding"]
             if descriptors is not None:
                 descriptors[row] = item["appearance"]
-        norms = np.linalg.norm(embeddings, axis=-1, keepdims=True)
-        embeddings = embeddings / np.maximum(norms, 1e-12)
+        embeddings = l2_normalise(embeddings)
         if progress is not None:
             progress(count, count)
         return CatalogScores(
