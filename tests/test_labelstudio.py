@@ -299,3 +299,47 @@ def test_export_rejects_values_outside_the_taxonomy(catalog, tmp_path):
     queue["attribute"], queue["predicted_value"] = "fabric", "silk"
     with pytest.raises(ValueError, match="'fabric' is not in the taxonomy"):
         queue_tasks(queue, config.taxonomy)
+
+
+def test_cli_predict_scores_the_queue_with_the_runs_model(catalog, synthetic_catalog, tmp_path,
+                                                          capsys):
+    """`export --predict --run`: the queue's images are scored by the run's model and its
+    blank cells pre-annotated with the scorer's decisions (an untrained tiny model will do)."""
+    import keras
+
+    from kattr.apps.scoring import Scorer
+    from kattr.config import save_config
+    from kattr.model import build_model
+
+    config, manifest = catalog
+    run_dir = tmp_path / "tiny-run"
+    run_dir.mkdir()
+    config = load_config(synthetic_catalog.config_path,
+                         ["model.backbone=tiny_cnn", "model.weights=null"])
+    save_config(config, run_dir / "config.yaml")
+    keras.utils.set_random_seed(0)
+    build_model(config).save(run_dir / "model.keras")
+    # Every score passes a tiny threshold: each blank cell gets the scorer's top value.
+    (run_dir / "thresholds.json").write_text(
+        json.dumps({a.name: 1e-6 for a in config.taxonomy.attributes}))
+    frame = read_manifest(manifest)
+    rows = [i for i, cell in enumerate(frame["colour"]) if is_blank(cell)][:2]
+    queue = _selection_queue(frame, rows)
+    queue.to_csv(tmp_path / "to-label.csv", index=False)
+    assert main(["export", str(tmp_path / "to-label.csv"), "--run", str(run_dir), "--predict",
+                 "--output", str(tmp_path / "tasks.json")]) == 0
+    assert "select queue: 2 task(s), 2 pre-annotated (model_version 'tiny-run')" in (
+        capsys.readouterr().out)
+    tasks = json.loads((tmp_path / "tasks.json").read_text())
+    paths = [str((config.image_root / path).resolve()) for path in queue["image"]]
+    with Scorer.from_run(run_dir) as scorer:
+        scores = scorer.score_files(paths)
+    colour = next(a for a in config.taxonomy.attributes if a.name == "colour")
+    for position, task in enumerate(tasks):
+        (prediction,) = task["predictions"]
+        assert prediction["model_version"] == "tiny-run"
+        items = {item["from_name"]: item for item in prediction["result"]}
+        expected = int(np.argmax(scores.scores["colour"][position]))
+        assert items["colour"]["value"]["choices"] == [colour.values[expected]]
+        assert items["colour"]["score"] == pytest.approx(
+            scores.scores["colour"][position][expected], abs=1e-4)

@@ -3,13 +3,15 @@
 `to_fiftyone(frame, scores)` builds a `fiftyone.Dataset` with one sample per manifest row:
 
 - `filepath`: the image; `kattr_row`: the manifest row (0-based);
-- per attribute, `<attr>_catalog`: the catalog's label and `<attr>`: kattr's decision (the
-  calibrated thresholds and exclusivity of `kattr.postprocess.decide`), each with the value's
-  score as `confidence`: a `Classification` for exclusive attributes, `Classifications` for
-  multi-label ones; `<attr>_agrees`: True/False where the catalog has a known label and the
-  attribute applies, else None;
+- per attribute, `<attr>_catalog`: the catalog's label (None where the cell is blank or holds
+  a value outside the taxonomy) and `<attr>`: kattr's decision (the calibrated thresholds and
+  exclusivity of `kattr.postprocess.decide`) with the value's score as `confidence`, each a
+  `Classification` for exclusive attributes, `Classifications` for multi-label ones;
+  `<attr>_agrees`: True/False where the catalog has a known label and the attribute applies,
+  else None;
 - `embedding`: the L2-normalised embedding (for `fiftyone.brain.compute_visualization` and
-  `compute_similarity` with ``embeddings="embedding"``);
+  `compute_similarity` with ``embeddings="embedding"``; the default UMAP method of
+  `compute_visualization` needs ``pip install umap-learn``, ``method="pca"`` does not);
 - `kattr_error`: why the image could not be scored (no predictions then).
 
 The field values are built by `sample_fields` without importing FiftyOne, which stays an
@@ -47,8 +49,10 @@ __all__ = ["sample_fields", "to_fiftyone"]
 def sample_fields(frame: pd.DataFrame, scores: CatalogScores) -> list[dict]:
     """The fields of each row's sample, as plain Python values (no FiftyOne needed).
 
-    Labels are ``[(value, confidence), ...]`` lists (confidence None for catalog labels);
-    `to_fiftyone` turns them into `Classification` / `Classifications`.
+    Labels are ``[(value, confidence), ...]`` lists (confidence None for catalog labels), or
+    None where there is nothing to show: a blank catalog cell or one with a value outside the
+    taxonomy, and the predictions of a row whose image failed. `to_fiftyone` turns them into
+    `Classification` / `Classifications`.
 
     Args:
         frame: the manifest (its rows aligned with `scores`).
@@ -77,11 +81,11 @@ def sample_fields(frame: pd.DataFrame, scores: CatalogScores) -> list[dict]:
         sets, known = catalog_sets(frame, attribute, taxonomy.separator)
         applies = applicable_rows(frame, taxonomy, attribute, category_index)
         for row, sample in enumerate(samples):
-            sample[f"{attribute.name}_catalog"] = [
-                (values[j], None) for j in np.flatnonzero(sets[row])
-            ]
+            sample[f"{attribute.name}_catalog"] = (
+                [(values[j], None) for j in np.flatnonzero(sets[row])] if known[row] else None
+            )
             if row in failed:
-                sample[attribute.name], sample[f"{attribute.name}_agrees"] = [], None
+                sample[attribute.name], sample[f"{attribute.name}_agrees"] = None, None
                 continue
             sample[attribute.name] = [
                 (values[j], float(attribute_scores[row, j])) for j in np.flatnonzero(decisions[row])
@@ -102,6 +106,9 @@ def to_fiftyone(
 ):
     """A `fiftyone.Dataset` of the scored catalog (fields in the module docstring).
 
+    Every field is declared, with its type, even where no row has a value (an attribute never
+    decided, no failed image), so that views, `values()` and the App always find it.
+
     Args:
         frame: the manifest.
         scores: its `CatalogScores`.
@@ -111,6 +118,9 @@ def to_fiftyone(
 
     Raises:
         ImportError: FiftyOne is not installed (``pip install fiftyone``).
+        ValueError: an attribute's field would take the name of one of FiftyOne's own sample
+            fields (`id`, `filepath`, `tags`, `metadata`, ...), or the manifest and scores
+            differ in rows.
     """
     try:
         import fiftyone as fo
@@ -118,26 +128,47 @@ def to_fiftyone(
         raise ImportError(
             "to_fiftyone needs FiftyOne: pip install fiftyone (see kattr.apps.fiftyone_view)"
         ) from error
-    exclusive = {attribute.name: attribute.exclusive for attribute in scores.taxonomy.attributes}
+    label_types = {
+        attribute.name: fo.Classification if attribute.exclusive else fo.Classifications
+        for attribute in scores.taxonomy.attributes
+    }
+    schema = {"kattr_row": (fo.IntField, None), "kattr_error": (fo.StringField, None),
+              "embedding": (fo.VectorField, None)}
+    for attribute, label_type in label_types.items():
+        schema[f"{attribute}_catalog"] = schema[attribute] = (fo.EmbeddedDocumentField, label_type)
+        schema[f"{attribute}_agrees"] = (fo.BooleanField, None)
+    reserved = fo.Sample(filepath="").field_names
+    clashes = sorted(set(schema) & set(reserved))
+    if clashes:
+        raise ValueError(
+            f"to_fiftyone: the attribute field(s) {clashes} would replace FiftyOne's own sample "
+            f"fields {list(reserved)}; rename the attribute(s) in the taxonomy"
+        )
 
-    def labels(pairs, is_exclusive):
+    def labels(pairs, label_type):
+        if pairs is None:
+            return None
         items = [fo.Classification(label=value, confidence=confidence)
                  for value, confidence in pairs]
-        if is_exclusive:
+        if label_type is fo.Classification:
             return items[0] if items else None
         return fo.Classifications(classifications=items)
 
+    rows = sample_fields(frame, scores)
     dataset = fo.Dataset(name, overwrite=overwrite, persistent=persistent)
+    for field_name, (field_type, document_type) in schema.items():
+        dataset.add_sample_field(field_name, field_type, embedded_doc_type=document_type)
     samples = []
-    for fields in sample_fields(frame, scores):
-        sample = fo.Sample(filepath=fields["filepath"])
-        sample["kattr_row"] = fields["kattr_row"]
-        sample["kattr_error"] = fields["kattr_error"]
-        if fields["embedding"] is not None:
-            sample["embedding"] = np.asarray(fields["embedding"], np.float32)
-        for attribute, is_exclusive in exclusive.items():
-            sample[f"{attribute}_catalog"] = labels(fields[f"{attribute}_catalog"], is_exclusive)
-            sample[attribute] = labels(fields[attribute], is_exclusive)
+    for fields in rows:
+        embedding = fields["embedding"]
+        sample = fo.Sample(
+            filepath=fields["filepath"], kattr_row=fields["kattr_row"],
+            kattr_error=fields["kattr_error"],
+            embedding=None if embedding is None else np.asarray(embedding, np.float32),
+        )
+        for attribute, label_type in label_types.items():
+            sample[f"{attribute}_catalog"] = labels(fields[f"{attribute}_catalog"], label_type)
+            sample[attribute] = labels(fields[attribute], label_type)
             sample[f"{attribute}_agrees"] = fields[f"{attribute}_agrees"]
         samples.append(sample)
     dataset.add_samples(samples)
