@@ -257,6 +257,13 @@ class ModelConfig:
         batchnorm_momentum: momentum of the backbone's batch-norm statistics; null keeps
             Keras' 0.99. Short from-scratch runs need a faster average (e.g. 0.9), or the
             inference-mode statistics lag far behind the weights.
+        colour_histogram_bins: null (off), or the bins of the HSV histograms of the whole
+            image (`kattr.layers.ColourHistogram`: saturation-weighted hue, saturation,
+            value) that are standardised and handed to every branch next to the embedding.
+            A from-scratch backbone learns colour slowly on a small catalog; these statistics
+            are what a thumbnail model sees. The embedding served for search is unchanged.
+        colour_histogram_attributes: the attributes whose branches see the histograms (e.g.
+            `[colour]`); null: every branch. The others keep learning from the embedding alone.
     """
 
     backbone: str = "efficientnetb0"
@@ -274,8 +281,15 @@ class ModelConfig:
     drop_connect_rate: float = 0.2
     output_bias: Literal["zeros", "prior"] = "zeros"
     batchnorm_momentum: float | None = None
+    colour_histogram_bins: int | None = None
+    colour_histogram_attributes: list[str] | None = None
 
     def __post_init__(self):
+        if self.colour_histogram_bins is not None and self.colour_histogram_bins < 2:
+            raise ConfigError(
+                "model.colour_histogram_bins: expected null or an integer of at least 2. "
+                f"Received: {self.colour_histogram_bins!r}"
+            )
         try:
             check_backbone_name(self.backbone)  # the registry, not a fixed list
         except ValueError as error:
@@ -598,6 +612,13 @@ def _check_ranges(config: Config) -> None:
         ("model.num_heads", config.model.num_heads >= 1, ">= 1"),
         ("model.drop_connect_rate", 0 <= config.model.drop_connect_rate < 1, "in [0, 1)"),
         ("model.branch_units", all(u >= 1 for u in config.model.branch_units), "positive sizes"),
+        (
+            "model.colour_histogram_attributes",
+            set(config.model.colour_histogram_attributes or [])
+            <= {a.name for a in config.taxonomy.attributes},
+            "names of taxonomy attributes (Received: "
+            f"{config.model.colour_histogram_attributes})",
+        ),
         (
             "data.splits",
             0 <= config.data.splits.val_fraction + config.data.splits.test_fraction < 1,

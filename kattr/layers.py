@@ -1,6 +1,7 @@
-"""Custom Keras layers of the kattr model: the attention block and the grouped branches.
+"""Custom Keras layers of the kattr model: the attention block, the grouped branches and the
+colour histogram.
 
-Both layers store every constructor argument, implement `get_config` and are registered under
+The layers store every constructor argument, implement `get_config` and are registered under
 the `kattr` package, so a saved model loads with `keras.saving.load_model(path)` in safe mode.
 
 Example:
@@ -19,7 +20,7 @@ import math
 import keras
 from keras import ops
 
-__all__ = ["GroupedBranches", "TransformerBlock"]
+__all__ = ["ColourHistogram", "GroupedBranches", "TransformerBlock"]
 
 
 @keras.saving.register_keras_serializable(package="kattr")
@@ -148,6 +149,11 @@ class GroupedBranches(keras.layers.Layer):
         output_sizes: list of int. The number of logits of each branch.
         dropout: float. Dropout after each hidden layer. Defaults to 0.
         activation: str. Activation of the hidden layers. Defaults to `relu`.
+        private_features: int. The last `private_features` input features reach only the
+            branches of `private_branches` (their first-layer weights are zero for the others).
+            Defaults to 0 (every branch sees every feature).
+        private_branches: list of int or None. Indices of the branches that see the private
+            features; None: every branch.
 
     Returns:
         A list of logits tensors [batch, output_sizes[a]], one per branch.
@@ -164,9 +170,18 @@ class GroupedBranches(keras.layers.Layer):
         output_sizes: list[int],
         dropout: float = 0.0,
         activation: str = "relu",
+        private_features: int = 0,
+        private_branches: list[int] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if private_branches is not None and not set(private_branches) <= set(
+            range(len(output_sizes))
+        ):
+            raise ValueError(
+                f"private_branches must index the {len(output_sizes)} branches. Received: "
+                f"{private_branches}"
+            )
         if not units or min(units) < 1:
             raise ValueError(f"units must be a non-empty list of positive sizes. Received: {units}")
         if not output_sizes or min(output_sizes) < 1:
@@ -177,6 +192,8 @@ class GroupedBranches(keras.layers.Layer):
         self.output_sizes = list(output_sizes)
         self.dropout = dropout
         self.activation = activation
+        self.private_features = private_features
+        self.private_branches = None if private_branches is None else list(private_branches)
         self.hidden_activation = keras.activations.get(activation)
         self.dropouts = [
             keras.layers.Dropout(dropout, dtype=self.dtype_policy) for _ in self.units
@@ -211,7 +228,15 @@ class GroupedBranches(keras.layers.Layer):
             )
 
     def call(self, features, training=None):
-        x = ops.matmul(features, self.first_kernel) + self.first_bias
+        if self.private_features and self.private_branches is not None:
+            shared = features.shape[-1] - self.private_features
+            seen = [float(branch in self.private_branches)
+                    for branch in range(len(self.output_sizes)) for _ in range(self.units[0])]
+            private = self.first_kernel[shared:] * ops.convert_to_tensor(seen, self.compute_dtype)
+            x = (ops.matmul(features[:, :shared], self.first_kernel[:shared])
+                 + ops.matmul(features[:, shared:], private) + self.first_bias)
+        else:
+            x = ops.matmul(features, self.first_kernel) + self.first_bias
         x = ops.reshape(x, (-1, len(self.output_sizes), self.units[0]))
         # Branch-major [branches, batch, width]: later layers are plain batched matmuls.
         x = ops.transpose(x, (1, 0, 2))
@@ -232,5 +257,58 @@ class GroupedBranches(keras.layers.Layer):
             output_sizes=self.output_sizes,
             dropout=self.dropout,
             activation=self.activation,
+            private_features=self.private_features,
+            private_branches=self.private_branches,
         )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kattr")
+class ColourHistogram(keras.layers.Layer):
+    """Per-image colour statistics: HSV histograms of the pixels, as fractions of the image.
+
+    Three histograms of `bins` bins each: hue weighted by saturation (so white, grey and black
+    pixels, whose hue is meaningless, add nothing to it), saturation and value. A from-scratch
+    CNN learns colour slowly on a small catalog; these 3 x `bins` numbers hand the attribute
+    branches the colour statistics a thumbnail model uses. They carry no trainable weight and
+    no gradient to the image.
+
+    Args:
+        bins: int. Bins per histogram (over [0, 1] each). Defaults to 16.
+
+    Returns:
+        float32 [batch, 3 * bins]: hue, then saturation, then value; the saturation and value
+        histograms each sum to 1 per image, the hue one to the image's mean saturation.
+
+    Example:
+        >>> red = np.full((1, 8, 8, 3), [255.0, 0.0, 0.0], "float32")  # pixels in [0, 255]
+        >>> features = ColourHistogram(bins=4)(red)
+        >>> [float(x) for x in features[0, :4]]  # the red hue bin holds the whole image
+        [1.0, 0.0, 0.0, 0.0]
+    """
+
+    def __init__(self, bins: int = 16, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if bins < 2:
+            raise ValueError(f"bins must be at least 2. Received: bins={bins}")
+        self.bins = bins
+
+    def call(self, images):
+        pixels = ops.clip(ops.cast(images, "float32") / 255.0, 0.0, 1.0)
+        hsv = ops.reshape(ops.image.rgb_to_hsv(pixels), (ops.shape(images)[0], -1, 3))
+        index = ops.minimum(ops.floor(hsv * self.bins), self.bins - 1)
+        one_hot = ops.one_hot(ops.cast(index, "int32"), self.bins)  # [batch, pixels, 3, bins]
+        saturation = hsv[:, :, 1, None]
+        hue = ops.mean(one_hot[:, :, 0] * saturation, axis=1)
+        rest = ops.mean(one_hot[:, :, 1:], axis=1)  # [batch, 2, bins]
+        features = ops.concatenate([hue, ops.reshape(rest, (-1, 2 * self.bins))], axis=-1)
+        return ops.stop_gradient(features)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 3 * self.bins)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(bins=self.bins)
         return config

@@ -24,7 +24,7 @@ import numpy as np
 
 from kattr.backbones import build_backbone
 from kattr.config import Config
-from kattr.layers import GroupedBranches, TransformerBlock
+from kattr.layers import ColourHistogram, GroupedBranches, TransformerBlock
 
 __all__ = [
     "EMBEDDING_LAYER",
@@ -82,8 +82,11 @@ def build_model(config: Config) -> keras.Model:
         A functional model with input `image` (float32 [height, width, 3] from
         `data.image_shape`, pixel values in [0, 255]) and a dict of outputs {attribute name:
         float32 sigmoid scores [batch, values]}; each output layer is named after its attribute.
-        The pooled feature layer is named `embedding`. Outputs stay float32 under the
-        `mixed_float16` policy.
+        The pooled feature layer is named `embedding`. With `model.colour_histogram_bins`, the
+        branches see the embedding concatenated with the image's standardised HSV histograms
+        (layer `branch_features`), all branches or those of `model.colour_histogram_attributes`;
+        the embedding itself is unchanged. Outputs stay float32
+        under the `mixed_float16` policy.
     """
     settings = config.model
     image = keras.Input((*config.data.image_shape, 3), name=IMAGE_INPUT, dtype="float32")
@@ -129,12 +132,27 @@ def build_model(config: Config) -> keras.Model:
     if settings.embedding_dropout:
         pooled = keras.layers.Dropout(settings.embedding_dropout, name="embedding_dropout")(pooled)
     attributes = config.taxonomy.attributes
+    features, private = pooled, {}
+    if settings.colour_histogram_bins:
+        colour = ColourHistogram(settings.colour_histogram_bins, name="colour_histogram")(image)
+        colour = keras.layers.BatchNormalization(
+            momentum=settings.batchnorm_momentum or 0.99, name="colour_norm"
+        )(colour)
+        features = keras.layers.Concatenate(name="branch_features")([pooled, colour])
+        chosen = settings.colour_histogram_attributes
+        private = {
+            "private_features": colour.shape[-1],
+            "private_branches": None if chosen is None else [
+                index for index, attribute in enumerate(attributes) if attribute.name in chosen
+            ],
+        }
     logits = GroupedBranches(
         units=settings.branch_units,
         output_sizes=[len(a.values) for a in attributes],
         dropout=settings.branch_dropout,
         name="branches",
-    )(pooled)
+        **private,
+    )(features)
     outputs = {
         attribute.name: keras.layers.Activation("sigmoid", name=attribute.name, dtype="float32")(
             attribute_logits

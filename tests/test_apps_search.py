@@ -75,7 +75,7 @@ def test_a_reencoded_or_cropped_copy_finds_its_product_first(indexed):
     assert first["distance"].is_monotonic_increasing and len(first) == 5
 
 
-def test_filters_keep_only_matching_neighbours(indexed):
+def test_filters_keep_only_matching_neighbours(indexed, monkeypatch):
     index = indexed.index
     query = index.metadata["_path"][0]  # an indexed image: --same reads its own row
     category = index.metadata["category"][0]
@@ -89,10 +89,15 @@ def test_filters_keep_only_matching_neighbours(indexed):
     assert len(rare) == int((index.metadata["colour"] == "purple").sum())
     with pytest.raises(SearchError, match="unknown column or attribute 'color'"):
         similar(index, indexed.scorer, query, where={"color": "red"})
-    # An outside query has no catalog category: --same category follows its predicted
-    # product type, as applicability does everywhere.
-    outside = similar(index, indexed.scorer, indexed.copies["jpeg60"][0], k=5, same=["category"])
-    assert outside["category"].nunique() == 1
+    # An outside query has no catalog category: --same category follows its top product type,
+    # as applicability does everywhere, even when no product type clears its threshold.
+    copy = indexed.copies["jpeg60"][0]
+    product_types = indexed.scorer.score_files([copy]).scores["product_type"][0]
+    top = indexed.scorer.taxonomy.category_attribute.values[int(np.argmax(product_types))]
+    monkeypatch.setitem(indexed.scorer.thresholds, "product_type",
+                        np.full_like(indexed.scorer.thresholds["product_type"], 2))
+    outside = similar(index, indexed.scorer, copy, k=5, same=["category"])
+    assert len(outside) == 5 and (outside["category"] == top).all()
 
 
 def test_same_attribute_of_an_outside_query_is_the_models_prediction(indexed, monkeypatch):

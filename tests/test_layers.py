@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from kattr.layers import GroupedBranches, TransformerBlock
+from kattr.layers import ColourHistogram, GroupedBranches, TransformerBlock
 
 
 def test_transformer_block_keeps_token_shape_and_mixes_tokens():
@@ -95,3 +95,69 @@ def test_grouped_branches_shapes_and_config():
 def test_grouped_branches_reject_empty_or_zero_sizes(units, output_sizes):
     with pytest.raises(ValueError, match="Received"):
         GroupedBranches(units=units, output_sizes=output_sizes)
+
+
+def _image(pixels):
+    """A [1, 1, len(pixels), 3] image of RGB pixels in [0, 255]."""
+    return np.asarray([[pixels]], "float32")
+
+
+def test_colour_histogram_counts_pixels_into_hue_saturation_and_value_bins():
+    histogram = ColourHistogram(bins=4)
+    # Pure red (hue 0), pure blue (hue 2/3 -> bin 2), white and black (hue meaningless).
+    features = keras.ops.convert_to_numpy(
+        histogram(_image([[255, 0, 0], [0, 0, 255], [255, 255, 255], [0, 0, 0]]))
+    )[0]
+    hue, saturation, value = features[:4], features[4:8], features[8:]
+    # Hue is weighted by saturation: the white and black pixels add nothing to it.
+    np.testing.assert_allclose(hue, [0.25, 0.0, 0.25, 0.0])
+    np.testing.assert_allclose(saturation, [0.5, 0.0, 0.0, 0.5])
+    np.testing.assert_allclose(value, [0.25, 0.0, 0.0, 0.75])
+    assert features.shape == (12,)
+
+
+def test_colour_histogram_tells_colours_apart_whatever_their_position():
+    histogram = ColourHistogram(bins=8)
+    rng = np.random.default_rng(0)
+    red = np.tile([200.0, 20.0, 20.0], (1, 16, 16, 1)).astype("float32")
+    green = np.tile([20.0, 200.0, 20.0], (1, 16, 16, 1)).astype("float32")
+    shuffled = rng.permutation(red.reshape(-1, 3)).reshape(red.shape)
+    red_features = keras.ops.convert_to_numpy(histogram(red))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(histogram(shuffled)), red_features)
+    assert not np.allclose(keras.ops.convert_to_numpy(histogram(green)), red_features)
+
+
+def test_colour_histogram_sends_no_gradient_to_the_image_and_round_trips():
+    histogram = ColourHistogram(bins=6, name="colour_histogram")
+    image = keras.Variable(np.random.default_rng(1).uniform(0, 255, (2, 8, 8, 3)), dtype="float32")
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        total = keras.ops.sum(histogram(image))
+    gradient = tape.gradient(total, image.value)
+    assert gradient is None or not np.any(keras.ops.convert_to_numpy(gradient))
+    restored = ColourHistogram.from_config(histogram.get_config())
+    assert restored.bins == 6 and restored.compute_output_shape((2, 8, 8, 3)) == (2, 18)
+    with pytest.raises(ValueError, match="bins"):
+        ColourHistogram(bins=1)
+
+
+def test_private_features_reach_only_their_branches():
+    branches = GroupedBranches(units=[8, 4], output_sizes=[3, 2, 5], private_features=2,
+                               private_branches=[1])
+    features = np.random.default_rng(2).normal(size=(4, 6)).astype("float32")
+    changed = features.copy()
+    changed[:, -2:] = np.random.default_rng(3).normal(size=(4, 2))
+    before = [keras.ops.convert_to_numpy(t) for t in branches(features)]
+    after = [keras.ops.convert_to_numpy(t) for t in branches(changed)]
+    np.testing.assert_allclose(after[0], before[0], rtol=1e-6)
+    np.testing.assert_allclose(after[2], before[2], rtol=1e-6)
+    assert not np.allclose(after[1], before[1])
+    shared_changed = features.copy()
+    shared_changed[:, 0] += 1.0  # the shared features still reach every branch
+    moved = [keras.ops.convert_to_numpy(t) for t in branches(shared_changed)]
+    assert all(not np.allclose(m, b) for m, b in zip(moved, before, strict=True))
+    restored = GroupedBranches.from_config(branches.get_config())
+    assert (restored.private_features, restored.private_branches) == (2, [1])
+    with pytest.raises(ValueError, match="private_branches"):
+        GroupedBranches(units=[4], output_sizes=[3], private_features=1, private_branches=[1])

@@ -10,6 +10,7 @@ from kattr.backbones import TINY_CNN_CHANNELS, build_backbone, register_backbone
 from kattr.config import ConfigError, config_from_dict, load_config
 from kattr.losses import build_losses
 from kattr.model import (
+    EMBEDDING_LAYER,
     build_model,
     embedding_model,
     last_conv_layer_name,
@@ -319,3 +320,49 @@ def test_a_registered_backbone_is_accepted_by_configs_and_built(monkeypatch):
     assert last_conv_layer_name(built) == "pooled_pixels"
     assert built.get_layer("embedding").output.shape == (None, 3)
     assert built(images())["colour"].shape == (2, 3)
+
+
+def test_colour_histogram_reaches_every_branch_and_leaves_the_embedding_alone(tmp_path):
+    plain = build_model(tiny_config(size=32))
+    model = build_model(tiny_config({"colour_histogram_bins": 8}, size=32))
+    embedding = plain.get_layer(EMBEDDING_LAYER).output.shape
+    assert model.get_layer(EMBEDDING_LAYER).output.shape == embedding
+    assert model.get_layer("branch_features").output.shape[-1] == embedding[-1] + 3 * 8
+    # Two images that differ only in their colours' positions have the same histograms: the
+    # branches see the same colour statistics next to different embeddings.
+    batch = images(count=2, size=32, seed=4)
+    branch_input = keras.Model(model.input, model.get_layer("colour_norm").output)
+    shuffled = batch.copy()
+    shuffled[1] = np.random.default_rng(0).permutation(batch[1].reshape(-1, 3)).reshape(32, 32, 3)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(branch_input(shuffled))[1],
+        keras.ops.convert_to_numpy(branch_input(batch))[1], rtol=1e-5, atol=1e-5,
+    )
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    for name, expected in model(batch).items():
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(batch)[name]),
+                                   keras.ops.convert_to_numpy(expected), rtol=1e-5, atol=1e-6)
+
+
+def test_colour_histogram_bins_below_two_are_rejected():
+    with pytest.raises(ConfigError, match="model.colour_histogram_bins"):
+        tiny_config({"colour_histogram_bins": 1}, size=32)
+    with pytest.raises(ConfigError, match=r"model.colour_histogram_attributes.*\['shade'\]"):
+        tiny_config({"colour_histogram_bins": 8, "colour_histogram_attributes": ["shade"]})
+
+
+def test_colour_histogram_reaches_only_the_chosen_attributes():
+    model = build_model(tiny_config(
+        {"colour_histogram_bins": 8, "colour_histogram_attributes": ["colour"]}, size=32))
+    features = keras.Model(model.input, model.get_layer("branch_features").output)
+    branches = model.get_layer("branches")
+    batch = keras.ops.convert_to_numpy(features(images(count=3, size=32, seed=5)))
+    changed = batch.copy()
+    changed[:, -24:] += 1.0  # other colour statistics, the same embedding
+    before, after = branches(batch), branches(changed)
+    assert not np.allclose(keras.ops.convert_to_numpy(after[0]),
+                           keras.ops.convert_to_numpy(before[0]))  # colour
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(after[1]),
+                               keras.ops.convert_to_numpy(before[1]), rtol=1e-6)  # occasion

@@ -75,6 +75,7 @@ from kattr.apps.scoring import (
 )
 from kattr.config import TaxonomyConfig
 from kattr.labels import cell_values, column_parsing, read_manifest, write_manifest
+from kattr.postprocess import category_indices
 
 __all__ = [
     "DEFAULT_APPEARANCE_WEIGHT",
@@ -541,6 +542,11 @@ def _query_values(index, scorer, image: Path, scores, column: str) -> list[str]:
             f"--same {column}: the query image is not in the index and {column!r} is not an "
             f"attribute the model predicts; filter with --where {column}=VALUE instead"
         )
+    if attribute is index.taxonomy.category_attribute:
+        # The product type decides the category as applicability does: the top value, even
+        # below its threshold (`kattr.postprocess.category_indices`).
+        category, _ = category_indices(index.taxonomy, scores, [None])
+        return [attribute.values[category[0]]]
     decisions = predicted_decisions(
         scores[attribute.name], scorer.thresholds[attribute.name], attribute
     )[0]
