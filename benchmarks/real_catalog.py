@@ -8,6 +8,8 @@ calibrates on (the hash split of `kattr.catalog`; checkpoints and thresholds use
 - kattr with `model.attention: none` (ablation of the transformer block);
 - kattr with missing labels as negatives (`train.loss.missing_as_negative: true`, ablation of
   the masked loss);
+- kattr without the HSV histograms that the default hands to the colour branch next to the
+  embedding (`model.colour_histogram_bins: null`, ablation of the colour statistics);
 - a logistic regression on 16x16 thumbnails + HSV histograms (`thumbnail_baseline.py`);
 - the majority answer (the train split's most frequent target row).
 
@@ -15,6 +17,10 @@ Each kattr run is evaluated as a user would: thresholds calibrated on val
 (`kattr-eval --calibrate`), then the test split. Eq. (2) average accuracy per attribute
 (accuracy for exclusive ones, product type included), with the training time of each row, then
 average precision (threshold-free) for the kattr variants.
+
+A variant whose folder under `--output` already holds a finished run of the same recipe is
+evaluated again, not retrained, so an interrupted benchmark goes on where it stopped (a
+finished run of another recipe there is an error that names the folder).
 
 Typical usage (the recipe's own epochs; about 22-27 minutes per kattr variant on 2 idle CPU cores):
     python benchmarks/real_catalog.py --output /tmp/kattr-real
@@ -36,11 +42,14 @@ VARIANTS = {
     "default": [],
     "attention-none": ["model.attention=none"],
     "missing-as-negative": ["train.loss.missing_as_negative=true"],
+    "no-colour-statistics": ["model.colour_histogram_bins=null",
+                             "model.colour_histogram_attributes=null"],
 }
 LABELS = {
     "default": "kattr, default recipe (masked BCE, attention)",
     "attention-none": "kattr, attention: none",
     "missing-as-negative": "kattr, missing labels as negatives",
+    "no-colour-statistics": "kattr, colour branch without HSV histograms",
     "thumbnail": "logistic regression, 16x16 thumbnail + HSV histogram",
     "majority": "majority answer",
 }
@@ -67,6 +76,24 @@ def print_table(title: str, table: dict[str, dict[str, float]]) -> None:
             cells.append("–" if value is None else f"{value:.0f}" if column == "seconds"
                          else f"{value:.3f}")
         print(f"| {LABELS.get(name, name)} | " + " | ".join(cells) + " |")
+
+
+def finished_run_seconds(config, run: Path) -> float | None:
+    """The training seconds of a finished run of `config`'s recipe in `run`, or None if there
+    is no finished run; a finished run of another recipe (model, train or taxonomy settings) is
+    a ValueError that names the folder."""
+    from kattr.config import config_to_dict, load_config
+
+    summary = run / "summary.json"
+    if not summary.exists():
+        return None
+    saved = config_to_dict(load_config(run / "config.yaml"))
+    wanted = config_to_dict(config)
+    differs = [key for key in ("model", "train", "taxonomy") if saved[key] != wanted[key]]
+    if differs:
+        raise ValueError(f"{run}: holds a finished run of another recipe ({', '.join(differs)} "
+                         "differ); choose another --output or remove the folder")
+    return json.loads(summary.read_text())["seconds"]
 
 
 def main() -> None:
@@ -98,8 +125,12 @@ def main() -> None:
     for name in args.variants:
         config = load_config(args.config, common + VARIANTS[name])
         run = output / name
-        result = train(config, run, verbose=2)
-        seconds = json.loads((result.run_dir / "summary.json").read_text())["seconds"]
+        seconds = finished_run_seconds(config, run)
+        if seconds is None:
+            train(config, run, verbose=2)
+            seconds = json.loads((run / "summary.json").read_text())["seconds"]
+        else:
+            print(f"{name}: reusing the finished run in {run}", flush=True)
         report = evaluate_run(run, split="test", calibrate=True, objective="average_accuracy")
         rows = report["attributes"]
         accuracy[name] = with_mean(
