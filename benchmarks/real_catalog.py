@@ -46,7 +46,7 @@ VARIANTS = {
                              "model.colour_histogram_attributes=null"],
 }
 LABELS = {
-    "default": "kattr, default recipe (masked BCE, attention)",
+    "default": "kattr, default recipe (masked BCE, attention, colour statistics)",
     "attention-none": "kattr, attention: none",
     "missing-as-negative": "kattr, missing labels as negatives",
     "no-colour-statistics": "kattr, colour branch without HSV histograms",
