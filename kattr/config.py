@@ -285,11 +285,6 @@ class ModelConfig:
     colour_histogram_attributes: list[str] | None = None
 
     def __post_init__(self):
-        if self.colour_histogram_bins is not None and self.colour_histogram_bins < 2:
-            raise ConfigError(
-                "model.colour_histogram_bins: expected null or an integer of at least 2. "
-                f"Received: {self.colour_histogram_bins!r}"
-            )
         try:
             check_backbone_name(self.backbone)  # the registry, not a fixed list
         except ValueError as error:
@@ -612,6 +607,11 @@ def _check_ranges(config: Config) -> None:
         ("model.num_heads", config.model.num_heads >= 1, ">= 1"),
         ("model.drop_connect_rate", 0 <= config.model.drop_connect_rate < 1, "in [0, 1)"),
         ("model.branch_units", all(u >= 1 for u in config.model.branch_units), "positive sizes"),
+        (
+            "model.colour_histogram_bins",
+            config.model.colour_histogram_bins is None or config.model.colour_histogram_bins >= 2,
+            f"null or >= 2 (Received: {config.model.colour_histogram_bins})",
+        ),
         (
             "model.colour_histogram_attributes",
             set(config.model.colour_histogram_attributes or [])

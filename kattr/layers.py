@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 __all__ = ["ColourHistogram", "GroupedBranches", "TransformerBlock"]
@@ -211,6 +212,12 @@ class GroupedBranches(keras.layers.Layer):
         self.first_bias = self.add_weight(
             shape=(branches * first,), initializer="zeros", name="first_bias"
         )
+        # 1 where a first-layer weight may be non-zero: private rows only for their branches.
+        self.first_kernel_mask = None
+        if self.private_features and self.private_branches is not None:
+            seen = np.repeat(np.isin(np.arange(branches), self.private_branches), first)
+            self.first_kernel_mask = np.ones((features, branches * first), "float32")
+            self.first_kernel_mask[features - self.private_features:] = seen
         sizes = [*self.units, max(self.output_sizes)]
         self.kernels, self.biases = [], []
         for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True), 1):
@@ -228,15 +235,10 @@ class GroupedBranches(keras.layers.Layer):
             )
 
     def call(self, features, training=None):
-        if self.private_features and self.private_branches is not None:
-            shared = features.shape[-1] - self.private_features
-            seen = [float(branch in self.private_branches)
-                    for branch in range(len(self.output_sizes)) for _ in range(self.units[0])]
-            private = self.first_kernel[shared:] * ops.convert_to_tensor(seen, self.compute_dtype)
-            x = (ops.matmul(features[:, :shared], self.first_kernel[:shared])
-                 + ops.matmul(features[:, shared:], private) + self.first_bias)
-        else:
-            x = ops.matmul(features, self.first_kernel) + self.first_bias
+        kernel = self.first_kernel
+        if self.first_kernel_mask is not None:
+            kernel = kernel * ops.convert_to_tensor(self.first_kernel_mask, self.compute_dtype)
+        x = ops.matmul(features, kernel) + self.first_bias
         x = ops.reshape(x, (-1, len(self.output_sizes), self.units[0]))
         # Branch-major [branches, batch, width]: later layers are plain batched matmuls.
         x = ops.transpose(x, (1, 0, 2))
