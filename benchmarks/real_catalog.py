@@ -22,7 +22,8 @@ A variant whose folder under `--output` already holds a finished run of the same
 evaluated again, not retrained, so an interrupted benchmark goes on where it stopped (a
 finished run of another recipe there is an error that names the folder).
 
-Typical usage (the recipe's own epochs; about 22-27 minutes per kattr variant on 2 idle CPU cores):
+Typical usage (the recipe's own epochs; about 23-25 minutes per kattr variant on 2 idle CPU
+cores):
     python benchmarks/real_catalog.py --output /tmp/kattr-real
     python benchmarks/real_catalog.py --variants default --epochs 2   # a quick look
 """
@@ -78,18 +79,31 @@ def print_table(title: str, table: dict[str, dict[str, float]]) -> None:
         print(f"| {LABELS.get(name, name)} | " + " | ".join(cells) + " |")
 
 
+# Data settings that locate or cache the files, not part of the recipe.
+DATA_LOCATION = ("manifest", "image_root", "cache")
+
+
+def recipe(config) -> dict:
+    """What makes two runs the same recipe: model, train and taxonomy settings, and the data
+    settings other than file locations and caching (image size, splits, unknown values)."""
+    from kattr.config import config_to_dict
+
+    settings = config_to_dict(config)
+    data = {k: v for k, v in settings["data"].items() if k not in DATA_LOCATION}
+    return {"data": data, **{key: settings[key] for key in ("model", "train", "taxonomy")}}
+
+
 def finished_run_seconds(config, run: Path) -> float | None:
     """The training seconds of a finished run of `config`'s recipe in `run`, or None if there
-    is no finished run; a finished run of another recipe (model, train or taxonomy settings) is
-    a ValueError that names the folder."""
-    from kattr.config import config_to_dict, load_config
+    is no finished run; a finished run of another recipe (see `recipe`) is a ValueError that
+    names the folder."""
+    from kattr.config import load_config
 
     summary = run / "summary.json"
     if not summary.exists():
         return None
-    saved = config_to_dict(load_config(run / "config.yaml"))
-    wanted = config_to_dict(config)
-    differs = [key for key in ("model", "train", "taxonomy") if saved[key] != wanted[key]]
+    saved, wanted = recipe(load_config(run / "config.yaml")), recipe(config)
+    differs = [key for key in wanted if saved[key] != wanted[key]]
     if differs:
         raise ValueError(f"{run}: holds a finished run of another recipe ({', '.join(differs)} "
                          "differ); choose another --output or remove the folder")
