@@ -259,7 +259,8 @@ class ModelConfig:
             inference-mode statistics lag far behind the weights.
         colour_histogram_bins: null (off), or the bins of the HSV histograms of the whole
             image (`kattr.layers.ColourHistogram`: saturation-weighted hue, saturation,
-            value) that are standardised and handed to every branch next to the embedding.
+            value) that are standardised and handed to the branches next to the embedding
+            (those of `colour_histogram_attributes`).
             A from-scratch backbone learns colour slowly on a small catalog; these statistics
             are what a thumbnail model sees. The embedding served for search is unchanged.
         colour_histogram_attributes: the attributes whose branches see the histograms (e.g.

@@ -3,6 +3,7 @@ import math
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kattr.layers import ColourHistogram, GroupedBranches, TransformerBlock
 
@@ -130,8 +131,6 @@ def test_colour_histogram_tells_colours_apart_whatever_their_position():
 def test_colour_histogram_sends_no_gradient_to_the_image_and_round_trips():
     histogram = ColourHistogram(bins=6, name="colour_histogram")
     image = keras.Variable(np.random.default_rng(1).uniform(0, 255, (2, 8, 8, 3)), dtype="float32")
-    import tensorflow as tf
-
     with tf.GradientTape() as tape:
         total = keras.ops.sum(histogram(image))
     gradient = tape.gradient(total, image.value)
