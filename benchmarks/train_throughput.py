@@ -16,8 +16,14 @@ float16 is emulated and slower).
 
 `--image-size` is one side (a square) or `HEIGHTxWIDTH`, e.g. `128x100` for portrait photos.
 
+`--recipe CONFIG` instead times the model of a config file (its image size, attributes and
+settings) at each of `--recipe-batch-sizes`, interleaved, with ratios to the first batch size:
+what batch size buys in images per second on this machine.
+
 Typical usage:
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/train_throughput.py --steps 5 --rounds 4
+    TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/train_throughput.py \
+        --recipe configs/fashion-products.yaml --recipe-batch-sizes 32 64 --steps 4 --rounds 3
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from kattr.config import (
     ModelConfig,
     TaxonomyConfig,
     TrainConfig,
+    load_config,
 )
 from kattr.losses import build_losses
 from kattr.metrics import build_metrics
@@ -115,13 +122,14 @@ def time_steps(model: keras.Model, dataset: tf.data.Dataset, steps: int) -> tupl
 
 def interleaved_throughput(
     runs: dict[str, tuple[keras.Model, tf.data.Dataset]],
-    batch_size: int, steps: int, warmup: int, rounds: int,
+    batch_size: int | dict[str, int], steps: int, warmup: int, rounds: int,
 ) -> dict[str, tuple[float, float]]:
     """Images per wall-clock second (best round) and per CPU second (median) of every model.
 
     Each round times `steps` steps of every model in turn, so load from other processes on a
     shared machine hits all models alike; the best round is the least disturbed one. CPU time
     of this process is much less sensitive to other processes than wall-clock time.
+    `batch_size` is one size for all runs or one per run name.
     """
     for model, dataset in runs.values():
         time_steps(model, dataset, warmup)
@@ -129,12 +137,34 @@ def interleaved_throughput(
     for _ in range(rounds):
         for name, (model, dataset) in runs.items():
             seconds[name].append(time_steps(model, dataset, steps))
-    images = steps * batch_size
+    batches = batch_size if isinstance(batch_size, dict) else dict.fromkeys(runs, batch_size)
     return {
-        name: (images / min(wall for wall, _ in times),
-               images / float(np.median([cpu for _, cpu in times])))
+        name: (steps * batches[name] / min(wall for wall, _ in times),
+               steps * batches[name] / float(np.median([cpu for _, cpu in times])))
         for name, times in seconds.items()
     }
+
+
+def recipe_batch_throughput(
+    config: Config, batch_sizes: list[int], steps: int, warmup: int, rounds: int
+) -> dict[int, tuple[float, float]]:
+    """`interleaved_throughput` of `config`'s model (as `kattr-train` compiles it) at each batch
+    size, keyed by batch size.
+
+    Example:
+        >>> recipe_batch_throughput(load_config("configs/fashion-products.yaml"), [32, 64], 4, 2, 3)
+        {32: (152.8, 82.6), 64: (205.1, 112.7)}   # img/s, img per CPU second
+    """
+    rng = np.random.default_rng(0)
+    runs, sizes = {}, {}
+    for batch in batch_sizes:
+        images = rng.uniform(0, 255, (batch, *as_image_shape(config.data.image_size), 3))
+        name = f"batch {batch}"
+        runs[name] = (kattr_model(config, with_metrics=True),
+                      _repeated(images.astype(np.float32), kattr_targets(config, batch, rng)))
+        sizes[name] = batch
+    results = interleaved_throughput(runs, sizes, steps, warmup, rounds)
+    return {sizes[name]: result for name, result in results.items()}
 
 
 def measure_input_pipeline(
@@ -172,7 +202,13 @@ def main() -> None:
     parser.add_argument("--precision-variants", action="store_true",
                         help="also time (b) with mixed_float16, with XLA, and with both")
     parser.add_argument("--pipeline-batches", type=int, default=20)
+    parser.add_argument("--recipe", metavar="CONFIG",
+                        help="time this config's model at --recipe-batch-sizes instead")
+    parser.add_argument("--recipe-batch-sizes", type=int, nargs="+", default=[32, 64])
     args = parser.parse_args()
+    if args.recipe:
+        _print_recipe_throughput(args)
+        return
     rng = np.random.default_rng(0)
     size, batch = args.image_size, args.batch_size
     images = rng.uniform(0, 255, (batch, *as_image_shape(size), 3)).astype(np.float32)
@@ -211,6 +247,18 @@ def main() -> None:
         )
     if args.image_dir:
         print(f"{'tf.data training pipeline':>18}: {pipeline:6.1f} img/s ({len(paths)} files)")
+
+def _print_recipe_throughput(args: argparse.Namespace) -> None:
+    config = load_config(args.recipe)
+    results = recipe_batch_throughput(
+        config, args.recipe_batch_sizes, args.steps, args.warmup, args.rounds)
+    first_wall, first_cpu = results[args.recipe_batch_sizes[0]]
+    print(f"{args.recipe}: image size {config.data.image_size}, "
+          f"{args.rounds} rounds of {args.steps} timed steps")
+    for batch, (wall, cpu) in results.items():
+        print(f"batch {batch:>4}: {wall:6.1f} img/s (ratio {wall / first_wall:.2f}), "
+              f"{cpu:6.1f} img/CPU-s (ratio {cpu / first_cpu:.2f})")
+
 
 def _image_size(text: str) -> int | list[int]:
     """`96` -> 96 (a square); `128x100` -> [128, 100] (height, width), as `data.image_size`."""
