@@ -394,6 +394,11 @@ class TrainConfig:
         jit_compile: XLA-compile the train step.
         early_stopping_patience: epochs without improvement before stopping; null disables.
         seed: global seed.
+        deterministic: reproducible training: training batches keep one order and TensorFlow's
+            op determinism is switched on (`tf.config.experimental.enable_op_determinism`, for
+            the rest of the process), so the same config, data, machine and TensorFlow build
+            give the same weights. Off by default: parallel decoding then hands rows over in
+            whichever order they finish.
     """
 
     epochs: int = 10
@@ -407,6 +412,7 @@ class TrainConfig:
     jit_compile: bool = False
     early_stopping_patience: int | None = 5
     seed: int = 0
+    deterministic: bool = False
 
 
 @dataclass

@@ -71,6 +71,7 @@ def make_dataset(
     cache: bool = False,
     seed: int = 0,
     counter: SkipCounter | None = None,
+    deterministic: bool = False,
 ) -> tf.data.Dataset:
     """Builds the pipeline yielding `(images, {attribute: target})` batches.
 
@@ -85,6 +86,8 @@ def make_dataset(
         cache: keep decoded images in memory after the first pass.
         seed: shuffle and augmentation seed.
         counter: counts yielded images so skipped files can be reported.
+        deterministic: training rows keep the seed's order (otherwise parallel decoding hands
+            them over as they finish, which is faster); evaluation rows always keep theirs.
     """
     lengths = {name: len(t) for name, t in targets.items()}
     if any(n != len(paths) for n in lengths.values()):
@@ -97,7 +100,7 @@ def make_dataset(
     dataset = dataset.map(
         lambda path, y: (load_image(path, image_size), y),
         num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=not training,
+        deterministic=deterministic or not training,
     ).ignore_errors()
     if cache:
         dataset = dataset.cache()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 import yaml
 
 from kattr._schema import to_data
@@ -126,7 +127,8 @@ def _datasets(config: Config, train: Catalog, val: Catalog, counters: dict[str, 
     }
     train_data = make_dataset(
         train.paths, train.targets, training=True, augmentation=settings.augmentation,
-        shuffle_buffer=data.shuffle_buffer, seed=settings.seed, counter=counters["train"], **common,
+        shuffle_buffer=data.shuffle_buffer, seed=settings.seed, counter=counters["train"],
+        deterministic=settings.deterministic, **common,
     )
     val_data = make_dataset(
         val.paths, val.targets, training=False, counter=counters["val"], **common
@@ -184,6 +186,8 @@ def train(
     if not resuming:
         _prepare_run_dir(config, run)
     keras.utils.set_random_seed(config.train.seed)
+    if config.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
 
     catalog = load_catalog(config)
     train_split, val_split = catalog.subset("train"), catalog.subset("val")

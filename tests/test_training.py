@@ -198,3 +198,21 @@ def test_warmup_must_fit_the_run_and_needs_the_cosine_schedule(synthetic_catalog
 
     with pytest.raises(ConfigError, match="train.optimizer.warmup_epochs"):
         load_config(synthetic_catalog.config_path, optimizer + ["train.epochs=3"])
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_deterministic_training_ends_with_the_same_weights_twice(
+    synthetic_catalog, tmp_path, cache
+):
+    """`train.deterministic`: two runs of one config, augmentation on, give identical weights."""
+    overrides = TINY + [
+        "train.epochs=2", "train.deterministic=true", "train.augmentation.enabled=true",
+        f"data.cache={str(cache).lower()}",
+    ]
+    config = load_config(synthetic_catalog.config_path, overrides)
+    weights = []
+    for name in ("first", "second"):
+        _, model, _ = load_run(train(config, tmp_path / name, verbose=0).run_dir)
+        weights.append(model.get_weights())
+    assert len(weights[0]) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))
