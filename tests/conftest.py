@@ -60,7 +60,8 @@ TRAINED_OVERRIDES = ["train.early_stopping_patience=null", "train.deterministic=
 def trained_synthetic_run(tmp_path_factory: pytest.TempPathFactory):
     """`(catalog, run_dir)`: 1,200 noisy synthetic images of 48 px and a run trained on them.
 
-    Trained once per session (about 7 minutes on 2 cores); tests must not modify either folder.
+    Trained once per session, deterministically (about 4 minutes on 2 idle cores); tests must
+    not modify either folder.
     """
     from kattr.config import load_config
     from kattr.training import train
