@@ -18,12 +18,16 @@ float16 is emulated and slower).
 
 `--recipe CONFIG` instead times the model of a config file (its image size, attributes and
 settings) at each of `--recipe-batch-sizes`, interleaved, with ratios to the first batch size:
-what batch size buys in images per second on this machine.
+what batch size buys in images per second on this machine. `--recipe-precisions` times it at
+its own batch size in float32, `mixed_float16`, `mixed_bfloat16` and float32 with XLA, with
+ratios to float32 (measured on the 2-core CPU: XLA 0.11x, bfloat16 0.71x; see README.md).
 
 Typical usage:
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/train_throughput.py --steps 5 --rounds 4
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/train_throughput.py \
         --recipe configs/fashion-products.yaml --recipe-batch-sizes 32 64 --steps 4 --rounds 3
+    TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/train_throughput.py \
+        --recipe configs/fashion-products.yaml --recipe-precisions --steps 4 --rounds 3
 """
 
 from __future__ import annotations
@@ -145,6 +149,39 @@ def interleaved_throughput(
     }
 
 
+RECIPE_PRECISIONS = {
+    "float32": ("float32", False),
+    "mixed_float16": ("mixed_float16", False),
+    "mixed_bfloat16": ("mixed_bfloat16", False),
+    "float32 + XLA": ("float32", True),
+}
+
+
+def recipe_precision_throughput(
+    config: Config, steps: int, warmup: int, rounds: int
+) -> dict[str, tuple[float, float]]:
+    """`interleaved_throughput` of `config`'s model at its own batch size under each of
+    `RECIPE_PRECISIONS` (a Keras dtype policy, XLA on or off), keyed by its name.
+
+    Example (img/s and img per CPU second, the 2-core development machine, throttled):
+        recipe_precision_throughput(load_config("configs/fashion-products.yaml"), 4, 2, 3)
+        -> {"float32": (100.2, 61.2), "mixed_bfloat16": (70.9, 38.9), ...}
+    """
+    rng = np.random.default_rng(0)
+    batch = config.train.batch_size
+    images = rng.uniform(0, 255, (batch, *as_image_shape(config.data.image_size), 3))
+    data = _repeated(images.astype(np.float32), kattr_targets(config, batch, rng))
+    runs = {}
+    for name, (policy, xla) in RECIPE_PRECISIONS.items():
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            runs[name] = (kattr_model(config, with_metrics=True, jit_compile=xla), data)
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
+    return interleaved_throughput(runs, steps, warmup, rounds)
+
+
 def recipe_batch_throughput(
     config: Config, batch_sizes: list[int], steps: int, warmup: int, rounds: int
 ) -> dict[int, tuple[float, float]]:
@@ -202,6 +239,9 @@ def main() -> None:
     parser.add_argument("--recipe", metavar="CONFIG",
                         help="time this config's model at --recipe-batch-sizes instead")
     parser.add_argument("--recipe-batch-sizes", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--recipe-precisions", action="store_true",
+                        help="with --recipe: float32, mixed_float16, mixed_bfloat16 and XLA "
+                             "at the recipe's batch size instead of the batch sizes")
     args = parser.parse_args()
     if args.recipe:
         _print_recipe_throughput(args)
@@ -248,6 +288,15 @@ def main() -> None:
 
 def _print_recipe_throughput(args: argparse.Namespace) -> None:
     config = load_config(args.recipe)
+    if args.recipe_precisions:
+        results = recipe_precision_throughput(config, args.steps, args.warmup, args.rounds)
+        print(f"{args.recipe}: image size {config.data.image_size}, batch "
+              f"{config.train.batch_size}, {args.rounds} rounds of {args.steps} timed steps")
+        base_wall, base_cpu = results["float32"]
+        for name, (wall, cpu) in results.items():
+            print(f"{name:>15}: {wall:6.1f} img/s (ratio {wall / base_wall:.2f}), "
+                  f"{cpu:6.1f} img/CPU-s (ratio {cpu / base_cpu:.2f})")
+        return
     results = recipe_batch_throughput(
         config, args.recipe_batch_sizes, args.steps, args.warmup, args.rounds)
     first_wall, first_cpu = results[args.recipe_batch_sizes[0]]

@@ -7,6 +7,11 @@ other values fixed), still maximising the attribute's objective, so exclusive at
 scored after the same post-processing that serving applies. Ties go to the threshold closest to
 the default (0.5 unless given). Attributes without labelled rows keep the default.
 
+The default grid reaches down to 0.001: eq. (2) counts a labelled row without an answer as
+wrong, so an exclusive attribute that every product has (product type over 129 values, whose
+best score is often below 0.05 when the model hesitates) answers its best value rather than
+nothing; where not-applicable rows reward answering nothing, a higher threshold wins instead.
+
 Example:
     >>> thresholds = calibrate_thresholds(val_targets, val_scores, config.taxonomy)
     >>> save_thresholds(thresholds, "runs/exp1/thresholds.json")
@@ -31,7 +36,7 @@ from kattr.postprocess import decide
 __all__ = ["OBJECTIVES", "calibrate_thresholds", "load_thresholds", "save_thresholds"]
 
 DEFAULT_THRESHOLD = 0.5
-DEFAULT_GRID = np.linspace(0.05, 0.95, 19)
+DEFAULT_GRID = np.concatenate([[0.001, 0.01, 0.02, 0.03, 0.04], np.linspace(0.05, 0.95, 19)])
 
 
 def _micro_f1(targets: np.ndarray, decisions: np.ndarray) -> float:
@@ -93,7 +98,7 @@ def calibrate_thresholds(
         taxonomy: the attributes (exclusive or not).
         objective: `f1` (micro F1) or `average_accuracy` (eq. 2).
         per_value: also tune one threshold per value.
-        grid: candidate thresholds; defaults to 0.05, 0.10, ..., 0.95.
+        grid: candidate thresholds; defaults to 0.001, 0.01, ..., 0.04, 0.05, 0.10, ..., 0.95.
         default: threshold of attributes without labelled rows; ties go to the candidate
             nearest to it.
 

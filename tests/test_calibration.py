@@ -3,6 +3,8 @@ import pytest
 
 from kattr.calibration import calibrate_thresholds, load_thresholds, save_thresholds
 from kattr.config import config_from_dict
+from kattr.metrics import average_accuracy
+from kattr.postprocess import decide
 
 
 def taxonomy(exclusive=False, values=("casual", "party")):
@@ -27,6 +29,23 @@ def test_f1_calibration_picks_the_best_threshold():
         {"occasion": target}, {"occasion": score}, taxonomy(values=["casual"])
     )
     assert thresholds == {"occasion": pytest.approx(0.35)}
+
+
+def test_always_labelled_exclusive_attribute_answers_its_best_value_even_below_005():
+    # Every row has a value (as product type does); two right answers score below 0.05. Eq. (2)
+    # counts no answer as wrong, so the best threshold answers them: accuracy 1.0 instead of
+    # the 0.5 that any threshold >= 0.05 leaves.
+    target = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]], "float32")
+    score = np.array(
+        [[0.04, 0.01, 0.02], [0.01, 0.015, 0.005], [0.9, 0.1, 0.1], [0.1, 0.2, 0.7]], "float32"
+    )
+    taxonomy_ = taxonomy(exclusive=True, values=("casual", "party", "sports"))
+    thresholds = calibrate_thresholds(
+        {"occasion": target}, {"occasion": score}, taxonomy_, objective="average_accuracy"
+    )
+    assert thresholds["occasion"] <= 0.01
+    decided = decide(score, np.float32(thresholds["occasion"]), exclusive=True)
+    assert average_accuracy(target, decided) == 1.0
 
 
 def test_average_accuracy_objective_rewards_predicting_nothing_on_empty_rows():
