@@ -9,7 +9,7 @@ the default (0.5 unless given). Attributes without labelled rows keep the defaul
 
 The default grid reaches down to 0.001: eq. (2) counts a labelled row without an answer as
 wrong, so an exclusive attribute that every product has (product type over 129 values, whose
-best score is often below 0.05 when the model hesitates) answers its best value rather than
+best score can fall below 0.05 when the model hesitates) answers its best value rather than
 nothing; where not-applicable rows reward answering nothing, a higher threshold wins instead.
 
 Example:
