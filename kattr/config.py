@@ -265,6 +265,10 @@ class ModelConfig:
             are what a thumbnail model sees. The embedding served for search is unchanged.
         colour_histogram_attributes: the attributes whose branches see the histograms (e.g.
             `[colour]`); null: every branch. The others keep learning from the embedding alone.
+        flip_average: evaluation, calibration, export and scoring average each output over
+            the image and its mirror image (`kattr.model.inference_model`): test-time
+            augmentation at twice the inference cost. Needs
+            `train.augmentation.horizontal_flip`, so the model has learned mirror images.
     """
 
     backbone: str = "efficientnetb0"
@@ -284,6 +288,7 @@ class ModelConfig:
     batchnorm_momentum: float | None = None
     colour_histogram_bins: int | None = None
     colour_histogram_attributes: list[str] | None = None
+    flip_average: bool = False
 
     def __post_init__(self):
         try:
@@ -625,6 +630,12 @@ def _check_ranges(config: Config) -> None:
             <= {a.name for a in config.taxonomy.attributes},
             "names of taxonomy attributes (Received: "
             f"{config.model.colour_histogram_attributes})",
+        ),
+        (
+            "model.flip_average",
+            not config.model.flip_average
+            or (config.train.augmentation.enabled and config.train.augmentation.horizontal_flip),
+            "false unless train.augmentation (enabled, horizontal_flip) trains on mirror images",
         ),
         (
             "data.splits",

@@ -28,6 +28,7 @@ from kattr.metrics import (
     labelled_rows,
     report_to_markdown,
 )
+from kattr.model import inference_model
 from kattr.pipeline import SkipCounter, make_dataset
 from kattr.postprocess import thresholds_for
 from kattr.run_dir import RunDir, load_run, write_json
@@ -48,7 +49,7 @@ CALIBRATION_RECORD = "calibration.json"
 def predict_catalog(
     model: keras.Model, config: Config, catalog: Catalog, batch_size: int | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
-    """Scores every readable image of `catalog`.
+    """Scores every readable image of `catalog`, as served (`config.model.flip_average`).
 
     Returns:
         `(targets, scores, skipped)`: targets and scores aligned row by row (unreadable images
@@ -63,11 +64,12 @@ def predict_catalog(
         training=False,
         counter=counter,
     )
+    forward = inference_model(model, flip_average=config.model.flip_average)
     names = list(catalog.targets)
     targets = {name: [] for name in names}
     scores = {name: [] for name in names}
     for images, batch_targets in dataset:
-        outputs = model(images, training=False)
+        outputs = forward(images, training=False)
         for name in names:
             targets[name].append(batch_targets[name].numpy())
             scores[name].append(np.asarray(outputs[name], dtype=np.float32))

@@ -45,7 +45,7 @@ import kattr
 from kattr._schema import to_data
 from kattr.config import Config, config_to_dict
 from kattr.images import PAD_VALUE, decode_and_resize, resize_to_fit
-from kattr.model import EMBEDDING_LAYER
+from kattr.model import EMBEDDING_LAYER, inference_model
 from kattr.postprocess import applicability_table, decide, mask_not_applicable, thresholds_for
 from kattr.serving_contract import (
     DEFAULT_SIGNATURE,
@@ -123,12 +123,9 @@ class ServingModule(tf.Module):
         # Applicability follows the predicted product type: only the image is known here.
         category = config.taxonomy.category_attribute
         self._category_output = None if category is None else category.name
-        # One forward pass gives the scores and the pooled feature.
-        forward = keras.Model(
-            model.inputs,
-            {**model.output, EMBEDDING_OUTPUT: model.get_layer(EMBEDDING_LAYER).output},
-            name=f"{model.name}_serving",
-        )
+        # One forward pass gives the scores and the pooled feature (averaged with the mirror
+        # image's under `model.flip_average`, as evaluation and calibration scored them).
+        forward = inference_model(model, config.model.flip_average, embedding=True)
         # A plain callable, not the tracked Keras model: saving a tracked Keras model walks and
         # retraces every layer (about 10x slower).
         self._forward = functools.partial(forward, training=False)
@@ -184,7 +181,7 @@ class ServingModule(tf.Module):
 
     def _outputs(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         predictions = self._forward(images)
-        embedding = tf.cast(predictions[EMBEDDING_OUTPUT], tf.float32)
+        embedding = tf.cast(predictions[EMBEDDING_LAYER], tf.float32)
         outputs = {EMBEDDING_OUTPUT: tf.math.l2_normalize(embedding, axis=-1)}
         category_index = None
         if self._category_output is not None:

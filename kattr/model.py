@@ -31,6 +31,7 @@ __all__ = [
     "IMAGE_INPUT",
     "build_model",
     "embedding_model",
+    "inference_model",
     "last_conv_layer_name",
     "logits_model",
     "precision_policy",
@@ -165,6 +166,35 @@ def build_model(config: Config) -> keras.Model:
 def embedding_model(model: keras.Model) -> keras.Model:
     """A model from the image input to the pooled `embedding` feature (float32 [batch, width])."""
     return keras.Model(model.input, model.get_layer(EMBEDDING_LAYER).output, name="kattr_embedding")
+
+
+def inference_model(
+    model: keras.Model, flip_average: bool = False, embedding: bool = False
+) -> keras.Model:
+    """The model as evaluation, export and scoring run it: scores keyed by attribute name,
+    plus the pooled feature under `"embedding"` when `embedding` is set.
+
+    With `flip_average` (the config's `model.flip_average`), every output is the mean of
+    the image's and its mirror image's: test-time augmentation for a model trained with
+    horizontal flips, at twice the inference cost. `model` itself is unchanged: training,
+    saving and Grad-CAM use it as built.
+
+    Example:
+        >>> forward = inference_model(model, flip_average=True, embedding=True)
+        >>> sorted(forward(images)) == sorted(model.output_names + ["embedding"])
+        True
+    """
+    outputs = dict(model.output)
+    if embedding:
+        outputs[EMBEDDING_LAYER] = model.get_layer(EMBEDDING_LAYER).output
+    forward = keras.Model(model.input, outputs, name=f"{model.name}_forward")
+    if not flip_average:
+        return forward
+    image = keras.Input(model.input.shape[1:], name=IMAGE_INPUT)
+    plain = forward(image)
+    mirrored = forward(keras.ops.flip(image, axis=2))  # [batch, height, width, channels]
+    averaged = {name: (plain[name] + mirrored[name]) / 2 for name in plain}
+    return keras.Model(image, averaged, name=f"{model.name}_flip_average")
 
 
 def logits_model(model: keras.Model) -> keras.Model:

@@ -80,6 +80,17 @@ def test_invalid_config_names_key_path(path, value, message):
         config_from_dict(with_change(path, value))
 
 
+def test_flip_average_needs_training_on_mirror_images():
+    data = {**copy.deepcopy(BASE), "model": {"flip_average": True}}
+    assert config_from_dict(data).model.flip_average
+    data["train"] = {"augmentation": {"horizontal_flip": False}}
+    with pytest.raises(ConfigError, match="model.flip_average: expected false unless"):
+        config_from_dict(data)
+    data["train"] = {"augmentation": {"enabled": False}}
+    with pytest.raises(ConfigError, match="model.flip_average"):
+        config_from_dict(data)
+
+
 def test_unknown_section_and_missing_section():
     with pytest.raises(ConfigError, match="trian: unknown section"):
         config_from_dict({**copy.deepcopy(BASE), "trian": {}})

@@ -529,6 +529,22 @@ def test_portrait_export_answers_image_bytes_of_any_size(tmp_path, images):
     assert servable.warmup(requests) == len(requests)
 
 
+def test_flip_average_export_serves_the_mean_of_the_image_and_its_mirror_image(tmp_path, images):
+    config = make_config(tmp_path, flip_average=True)
+    model = small_model(config)
+    loaded = tf.saved_model.load(str(export_model(model, config, None, tmp_path)))
+    outputs = loaded.signatures["serving_default"](image_bytes=tf.constant(images))
+    pixels = np.stack([decode_and_resize(tf.constant(data), SIZE).numpy() for data in images])
+    plain, mirrored = model(pixels), model(pixels[:, :, ::-1])
+    for name in VALUES:
+        expected = (keras.ops.convert_to_numpy(plain[name]) + mirrored[name].numpy()) / 2
+        np.testing.assert_allclose(outputs[f"{name}_scores"].numpy(), expected, atol=1e-5)
+    # The stand-in model is not mirror-symmetric: the served scores are not the plain ones.
+    assert not np.allclose(outputs["colour_scores"].numpy(), plain["colour"], atol=1e-5)
+    metadata = json.loads((tmp_path / "kattr" / "1" / METADATA_PATH).read_text())
+    assert metadata["config"]["model"]["flip_average"] is True
+
+
 def test_model_of_another_image_shape_is_rejected(small, tmp_path):
     model, _ = small  # 32 x 32
     with pytest.raises(ExportError, match=r"expected input \[batch, 48, 32, 3\]"):

@@ -13,6 +13,7 @@ from kattr.model import (
     EMBEDDING_LAYER,
     build_model,
     embedding_model,
+    inference_model,
     last_conv_layer_name,
     precision_policy,
     set_output_biases_to_priors,
@@ -83,6 +84,34 @@ def test_embedding_model_gives_the_pooled_feature(model):
     assert features.shape == (2, 32)
     assert model.get_layer("embedding").output.shape == (None, 32)
     assert not np.allclose(features[0], features[1])
+
+
+def test_flip_average_scores_the_mean_of_the_image_and_its_mirror_image(model):
+    pictures = images(3)
+    mirrored = pictures[:, :, ::-1]  # [batch, height, width, channels]: left-right
+    plain, flipped = model(pictures), model(mirrored)
+    forward = inference_model(model, flip_average=True, embedding=True)
+    averaged, averaged_mirrored = forward(pictures), forward(mirrored)
+    assert sorted(averaged) == sorted([*model.output_names, EMBEDDING_LAYER])
+    embeddings = embedding_model(model)
+    expected = {
+        **{name: (plain[name] + flipped[name]) / 2 for name in model.output_names},
+        EMBEDDING_LAYER: (embeddings(pictures) + embeddings(mirrored)) / 2,
+    }
+    for name, value in expected.items():
+        np.testing.assert_allclose(averaged[name], value, atol=1e-6, err_msg=name)
+        # The average no longer depends on which way the product faces.
+        np.testing.assert_allclose(averaged_mirrored[name], averaged[name], atol=1e-6)
+    # ...while the model alone does, so the checks above can fail.
+    assert np.abs(np.asarray(plain["colour"]) - np.asarray(flipped["colour"])).max() > 1e-5
+
+
+def test_inference_model_without_flip_average_is_the_model(model):
+    pictures = images(2)
+    forward = inference_model(model)
+    assert sorted(forward(pictures)) == sorted(model.output_names)
+    for name, value in model(pictures).items():
+        np.testing.assert_allclose(forward(pictures)[name], value, atol=1e-7)
 
 
 def test_last_conv_layer_is_the_backbone_feature_map(model, efficientnet):

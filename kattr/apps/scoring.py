@@ -280,15 +280,13 @@ class Scorer:
         import tensorflow as tf
 
         from kattr.images import decode_and_resize
-        from kattr.model import EMBEDDING_LAYER
+        from kattr.model import inference_model
         from kattr.run_dir import load_run
 
         config, model, thresholds = load_run(run_dir)
         shape = config.data.image_shape
-        # One forward pass gives the scores and the pooled feature (`embedding_model`'s output).
-        outputs_model = keras.Model(
-            model.input, {**model.output, "embedding": model.get_layer(EMBEDDING_LAYER).output}
-        )
+        # One forward pass gives the scores and the pooled feature, as the export serves them.
+        outputs_model = inference_model(model, config.model.flip_average, embedding=True)
         # Traced once for any batch size: eager calls cost about 0.3 s each on 2 CPU cores.
         forward = tf.function(
             lambda images: outputs_model(images, training=False),

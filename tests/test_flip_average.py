@@ -1,0 +1,78 @@
+"""`model.flip_average`: evaluation and in-process scoring average the image and its mirror
+image, as the export serves them (tests/test_export.py checks the export itself)."""
+
+import io
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from kattr.apps import Scorer
+from kattr.catalog import load_catalog
+from kattr.config import load_config, save_config
+from kattr.evaluation import predict_catalog
+from kattr.model import build_model
+from kattr.run_dir import RunDir
+
+# At 32 px the backbone leaves one token, so attention softmaxes over a single key: harmless.
+pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax:UserWarning")
+
+TINY = [
+    "data.image_size=32",
+    "model.backbone=tiny_cnn",
+    "train.batch_size=32",
+    "model.attention_width=16",
+    "model.feedforward_width=16",
+    "model.branch_units=[8]",
+    "train.augmentation.enabled=true",  # the synthetic config trains without mirror images
+]
+FLIP = [*TINY, "model.flip_average=true"]
+
+
+@pytest.fixture(scope="module")
+def model_and_configs(synthetic_catalog):
+    plain = load_config(synthetic_catalog.config_path, TINY)
+    return build_model(plain), plain, load_config(synthetic_catalog.config_path, FLIP)
+
+
+def mirror_of(model):
+    image = keras.Input(model.input.shape[1:])
+    return keras.Model(image, model(keras.ops.flip(image, axis=2)))
+
+
+def test_evaluation_scores_the_mean_of_the_image_and_its_mirror_image(model_and_configs):
+    model, plain_config, flip_config = model_and_configs
+    catalog = load_catalog(plain_config).subset("val")
+    _, plain, _ = predict_catalog(model, plain_config, catalog)
+    _, mirrored, _ = predict_catalog(mirror_of(model), plain_config, catalog)
+    targets, averaged, skipped = predict_catalog(model, flip_config, catalog)
+    assert skipped == 0 and len(targets["colour"]) == len(catalog)
+    for name in averaged:
+        np.testing.assert_allclose(averaged[name], (plain[name] + mirrored[name]) / 2, atol=1e-6)
+    assert not np.allclose(averaged["colour"], plain["colour"], atol=1e-6)
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_scorer_of_a_flip_average_run_gives_a_photo_and_its_mirror_the_same_scores(
+    model_and_configs, tmp_path
+):
+    model, plain_config, flip_config = model_and_configs
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    photos = [png(pixels), png(pixels[:, ::-1])]
+    scores = {}
+    for name, config in (("plain", plain_config), ("flip", flip_config)):
+        run = RunDir(tmp_path / name)
+        run.root.mkdir()
+        save_config(config, run.config)
+        model.save(run.model)
+        scores[name], embeddings = Scorer.from_run(run.root).predict(photos)
+    for values in scores["flip"].values():
+        np.testing.assert_allclose(values[0], values[1], atol=1e-6)
+    np.testing.assert_allclose(embeddings[0], embeddings[1], atol=1e-6)
+    assert not np.allclose(scores["plain"]["colour"][0], scores["plain"]["colour"][1], atol=1e-6)
