@@ -174,12 +174,8 @@ def recipe_precision_throughput(
     data = _repeated(images.astype(np.float32), kattr_targets(config, batch, rng))
     runs = {}
     for name, (policy, xla) in RECIPE_PRECISIONS.items():
-        previous = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy(policy)
-        try:
+        with precision_policy(policy):
             runs[name] = (kattr_model(config, with_metrics=True, jit_compile=xla), data)
-        finally:
-            keras.mixed_precision.set_global_policy(previous)
     return interleaved_throughput(runs, steps, warmup, rounds)
 
 

@@ -57,16 +57,19 @@ def _backbone_weights(config: Config) -> str | None:
 
 
 @contextlib.contextmanager
-def precision_policy(mixed_precision: bool) -> Iterator[None]:
-    """Models built inside compute in `mixed_float16` when asked; the global policy is restored.
+def precision_policy(policy: bool | str) -> Iterator[None]:
+    """Models built inside compute under `policy`; the global policy is restored after.
+
+    `policy` is the config's `train.mixed_precision` (true: `mixed_float16`, false: the
+    global policy as it is) or a Keras dtype policy name (`mixed_bfloat16`, `float32`, ...).
 
     Example:
         >>> with precision_policy(config.train.mixed_precision):
         ...     model = build_model(config)
     """
     previous = keras.mixed_precision.global_policy()
-    if mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    if policy:
+        keras.mixed_precision.set_global_policy("mixed_float16" if policy is True else policy)
     try:
         yield
     finally:

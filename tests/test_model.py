@@ -188,22 +188,25 @@ def test_portrait_image_size_gives_a_height_by_width_input_and_token_map():
     assert built(batch)["colour"].shape == (2, 3)
 
 
-def test_mixed_precision_keeps_outputs_float32():
-    with precision_policy(mixed_precision=True):
+@pytest.mark.parametrize(
+    "policy, compute_dtype", [(True, "float16"), ("mixed_bfloat16", "bfloat16")]
+)
+def test_mixed_precision_keeps_outputs_float32(policy, compute_dtype):
+    with precision_policy(policy):
         built = build_model(tiny_config(size=32))
     assert keras.mixed_precision.global_policy().name == "float32"
     scores = built(images(size=32))
-    assert built.get_layer("branches").compute_dtype == "float16"
+    assert built.get_layer("branches").compute_dtype == compute_dtype
     assert all(value.dtype == "float32" for value in scores.values())
     assert built.get_layer("embedding").output.dtype == "float32"
 
 
 def test_precision_policy_is_restored_after_an_error():
-    with pytest.raises(RuntimeError), precision_policy(mixed_precision=True):
+    with pytest.raises(RuntimeError), precision_policy(True):
         assert keras.mixed_precision.global_policy().name == "mixed_float16"
         raise RuntimeError("build failed")
     assert keras.mixed_precision.global_policy().name == "float32"
-    with precision_policy(mixed_precision=False):
+    with precision_policy(False):
         assert keras.mixed_precision.global_policy().name == "float32"
 
 
