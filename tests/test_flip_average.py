@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
+from test_evaluation import TINY as EVALUATION_TINY
 
 from kattr.apps import Scorer
 from kattr.catalog import load_catalog
@@ -18,15 +19,8 @@ from kattr.run_dir import RunDir
 # At 32 px the backbone leaves one token, so attention softmaxes over a single key: harmless.
 pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax:UserWarning")
 
-TINY = [
-    "data.image_size=32",
-    "model.backbone=tiny_cnn",
-    "train.batch_size=32",
-    "model.attention_width=16",
-    "model.feedforward_width=16",
-    "model.branch_units=[8]",
-    "train.augmentation.enabled=true",  # the synthetic config trains without mirror images
-]
+# The tiny model of the evaluation tests; the synthetic config trains without mirror images.
+TINY = [*EVALUATION_TINY, "train.augmentation.enabled=true"]
 FLIP = [*TINY, "model.flip_average=true"]
 
 
