@@ -59,14 +59,14 @@ def test_scorer_of_a_flip_average_run_gives_a_photo_and_its_mirror_the_same_scor
     model, plain_config, flip_config = model_and_configs
     pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     photos = [png(pixels), png(pixels[:, ::-1])]
-    scores = {}
+    scores, embeddings = {}, {}
     for name, config in (("plain", plain_config), ("flip", flip_config)):
         run = RunDir(tmp_path / name)
         run.root.mkdir()
         save_config(config, run.config)
         model.save(run.model)
-        scores[name], embeddings = Scorer.from_run(run.root).predict(photos)
+        scores[name], embeddings[name] = Scorer.from_run(run.root).predict(photos)
     for values in scores["flip"].values():
         np.testing.assert_allclose(values[0], values[1], atol=1e-6)
-    np.testing.assert_allclose(embeddings[0], embeddings[1], atol=1e-6)
+    np.testing.assert_allclose(embeddings["flip"][0], embeddings["flip"][1], atol=1e-6)
     assert not np.allclose(scores["plain"]["colour"][0], scores["plain"]["colour"][1], atol=1e-6)
