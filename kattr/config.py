@@ -269,6 +269,13 @@ class ModelConfig:
             the image and its mirror image (`kattr.model.inference_model`): test-time
             augmentation at twice the inference cost. Needs
             `train.augmentation.horizontal_flip`, so the model has learned mirror images.
+        zoom_average: null, or zoom factors (e.g. `[0.94, 1.06]`) at which evaluation,
+            calibration, export and scoring also score the image and average every output
+            over all views (each view mirrored too under `flip_average`): above 1 the centre
+            is magnified and cropped, below 1 the image shrinks inside white padding
+            (`kattr.model.zoom_view`). One more forward pass per view (per two with
+            `flip_average`). Each factor must lie within the zoom the model trained on,
+            `1 +/- train.augmentation.zoom`.
     """
 
     backbone: str = "efficientnetb0"
@@ -289,6 +296,7 @@ class ModelConfig:
     colour_histogram_bins: int | None = None
     colour_histogram_attributes: list[str] | None = None
     flip_average: bool = False
+    zoom_average: list[float] | None = None
 
     def __post_init__(self):
         try:
@@ -601,6 +609,15 @@ def _add_category_output(taxonomy: TaxonomyConfig) -> None:
     taxonomy.attributes.append(category_output_attribute(taxonomy))
 
 
+def _zooms_were_trained(config: Config) -> bool:
+    zooms, augmentation = config.model.zoom_average, config.train.augmentation
+    if zooms is None:
+        return True
+    return augmentation.enabled and all(
+        factor != 1 and abs(factor - 1) <= augmentation.zoom for factor in zooms
+    )
+
+
 def _check_ranges(config: Config) -> None:
     checks = [
         ("train.epochs", config.train.epochs >= 1, ">= 1"),
@@ -636,6 +653,14 @@ def _check_ranges(config: Config) -> None:
             not config.model.flip_average
             or (config.train.augmentation.enabled and config.train.augmentation.horizontal_flip),
             "false unless train.augmentation (enabled, horizontal_flip) trains on mirror images",
+        ),
+        (
+            "model.zoom_average",
+            _zooms_were_trained(config),
+            "null, or factors other than 1 within 1 +/- train.augmentation.zoom, the zooms "
+            f"the model trains on (Received: {config.model.zoom_average}, augmentation "
+            f"enabled: {config.train.augmentation.enabled}, zoom: "
+            f"{config.train.augmentation.zoom})",
         ),
         (
             "data.splits",

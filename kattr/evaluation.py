@@ -49,7 +49,8 @@ CALIBRATION_RECORD = "calibration.json"
 def predict_catalog(
     model: keras.Model, config: Config, catalog: Catalog, batch_size: int | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
-    """Scores every readable image of `catalog`, as served (`config.model.flip_average`).
+    """Scores every readable image of `catalog`, as served (`model.flip_average`,
+    `model.zoom_average`).
 
     Returns:
         `(targets, scores, skipped)`: targets and scores aligned row by row (unreadable images
@@ -64,7 +65,11 @@ def predict_catalog(
         training=False,
         counter=counter,
     )
-    forward = inference_model(model, flip_average=config.model.flip_average)
+    forward = inference_model(
+        model,
+        flip_average=config.model.flip_average,
+        zoom_average=config.model.zoom_average,
+    )
     names = list(catalog.targets)
     targets = {name: [] for name in names}
     scores = {name: [] for name in names}

@@ -123,9 +123,15 @@ class ServingModule(tf.Module):
         # Applicability follows the predicted product type: only the image is known here.
         category = config.taxonomy.category_attribute
         self._category_output = None if category is None else category.name
-        # One forward pass gives the scores and the pooled feature (averaged with the mirror
-        # image's under `model.flip_average`, as evaluation and calibration scored them).
-        forward = inference_model(model, config.model.flip_average, embedding=True)
+        # One forward pass gives the scores and the pooled feature (averaged over the views of
+        # `model.flip_average` and `model.zoom_average`, as evaluation and calibration scored
+        # them).
+        forward = inference_model(
+            model,
+            flip_average=config.model.flip_average,
+            embedding=True,
+            zoom_average=config.model.zoom_average,
+        )
         # A plain callable, not the tracked Keras model: saving a tracked Keras model walks and
         # retraces every layer (about 10x slower).
         self._forward = functools.partial(forward, training=False)

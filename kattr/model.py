@@ -24,6 +24,7 @@ import numpy as np
 
 from kattr.backbones import build_backbone
 from kattr.config import Config
+from kattr.images import PAD_VALUE
 from kattr.layers import ColourHistogram, GroupedBranches, TransformerBlock
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "logits_model",
     "precision_policy",
     "set_output_biases_to_priors",
+    "zoom_view",
 ]
 
 IMAGE_INPUT = "image"
@@ -171,16 +173,46 @@ def embedding_model(model: keras.Model) -> keras.Model:
     return keras.Model(model.input, model.get_layer(EMBEDDING_LAYER).output, name="kattr_embedding")
 
 
+def zoom_view(images, factor: float):
+    """`images` [batch, height, width, channels] zoomed about their centre, same size.
+
+    Above 1 the centre is magnified (resized up, then cropped); below 1 the whole image
+    shrinks inside white padding (`kattr.images.PAD_VALUE`, as the training zoom fills it).
+
+    Example:
+        >>> zoom_view(np.zeros((1, 64, 50, 3), "float32"), 0.94).shape  # 60x47 inside white
+        (1, 64, 50, 3)
+    """
+    height, width = images.shape[1], images.shape[2]
+    zoomed_height, zoomed_width = round(height * factor), round(width * factor)
+    zoomed = keras.ops.image.resize(images, (zoomed_height, zoomed_width))
+    if factor >= 1:
+        top, left = (zoomed_height - height) // 2, (zoomed_width - width) // 2
+        return zoomed[:, top : top + height, left : left + width, :]
+    top, left = (height - zoomed_height) // 2, (width - zoomed_width) // 2
+    padding = [
+        [0, 0],
+        [top, height - zoomed_height - top],
+        [left, width - zoomed_width - left],
+        [0, 0],
+    ]
+    return keras.ops.pad(zoomed, padding, constant_values=PAD_VALUE)
+
+
 def inference_model(
-    model: keras.Model, flip_average: bool = False, embedding: bool = False
+    model: keras.Model,
+    flip_average: bool = False,
+    embedding: bool = False,
+    zoom_average: list[float] | None = None,
 ) -> keras.Model:
     """The model as evaluation, export and scoring run it: scores keyed by attribute name,
     plus the pooled feature under `"embedding"` when `embedding` is set.
 
-    With `flip_average` (the config's `model.flip_average`), every output is the mean of
-    the image's and its mirror image's: test-time augmentation for a model trained with
-    horizontal flips, at twice the inference cost. `model` itself is unchanged: training,
-    saving and Grad-CAM use it as built.
+    Test-time augmentation for a model trained with flips and zooms (the config's
+    `model.flip_average` and `model.zoom_average`): every output is the mean over the image,
+    its `zoom_view`s at the `zoom_average` factors, and with `flip_average` the mirror image
+    of each; one forward pass per view. `model` itself is unchanged: training, saving and
+    Grad-CAM use it as built.
 
     Example:
         >>> forward = inference_model(model, flip_average=True, embedding=True)
@@ -191,13 +223,15 @@ def inference_model(
     if embedding:
         outputs[EMBEDDING_LAYER] = model.get_layer(EMBEDDING_LAYER).output
     forward = keras.Model(model.input, outputs, name=f"{model.name}_forward")
-    if not flip_average:
+    if not flip_average and not zoom_average:
         return forward
     image = keras.Input(model.input.shape[1:], name=IMAGE_INPUT)
-    plain = forward(image)
-    mirrored = forward(keras.ops.flip(image, axis=2))  # [batch, height, width, channels]
-    averaged = {name: (plain[name] + mirrored[name]) / 2 for name in plain}
-    return keras.Model(image, averaged, name=f"{model.name}_flip_average")
+    views = [image] + [zoom_view(image, factor) for factor in zoom_average or []]
+    if flip_average:  # [batch, height, width, channels]: mirror the width
+        views += [keras.ops.flip(view, axis=2) for view in views]
+    scored = [forward(view) for view in views]
+    averaged = {name: sum(view[name] for view in scored) / len(scored) for name in outputs}
+    return keras.Model(image, averaged, name=f"{model.name}_test_time_average")
 
 
 def logits_model(model: keras.Model) -> keras.Model:

@@ -91,6 +91,22 @@ def test_flip_average_needs_training_on_mirror_images():
         config_from_dict(data)
 
 
+def test_zoom_average_needs_zooms_the_model_trained_on():
+    data = {**copy.deepcopy(BASE), "model": {"zoom_average": [0.9, 1.1]}}
+    assert config_from_dict(data).model.zoom_average == [0.9, 1.1]  # default zoom: 0.2
+    for zooms in ([0.7], [1.0], [0.9, 1.25]):
+        data["model"]["zoom_average"] = zooms
+        with pytest.raises(ConfigError, match="model.zoom_average: expected null, or factors"):
+            config_from_dict(data)
+    data["model"]["zoom_average"] = [0.95]
+    data["train"] = {"augmentation": {"zoom": 0.0}}
+    with pytest.raises(ConfigError, match=r"model.zoom_average: .*zoom: 0.0\)"):
+        config_from_dict(data)
+    data["train"] = {"augmentation": {"enabled": False}}
+    with pytest.raises(ConfigError, match="model.zoom_average: .*enabled: False"):
+        config_from_dict(data)
+
+
 def test_unknown_section_and_missing_section():
     with pytest.raises(ConfigError, match="trian: unknown section"):
         config_from_dict({**copy.deepcopy(BASE), "trian": {}})

@@ -26,7 +26,7 @@ from kattr.client.model_files import METADATA_PATH, image_shape_from_metadata, r
 from kattr.config import AttributeConfig, config_from_dict, save_config
 from kattr.export import ExportError, ServingModule, export_model, export_run
 from kattr.images import decode_and_resize, decode_image
-from kattr.model import build_model, embedding_model
+from kattr.model import build_model, embedding_model, zoom_view
 from kattr.postprocess import decide_attributes
 from kattr.run_dir import RunDir, load_run
 from kattr.server.servable import Servable, read_signature_defs
@@ -543,6 +543,21 @@ def test_flip_average_export_serves_the_mean_of_the_image_and_its_mirror_image(t
     assert not np.allclose(outputs["colour_scores"].numpy(), plain["colour"], atol=1e-5)
     metadata = json.loads((tmp_path / "kattr" / "1" / METADATA_PATH).read_text())
     assert metadata["config"]["model"]["flip_average"] is True
+
+
+def test_zoom_average_export_serves_the_mean_over_the_zoomed_views(tmp_path, images):
+    config = make_config(tmp_path, zoom_average=[0.9])
+    model = small_model(config)
+    loaded = tf.saved_model.load(str(export_model(model, config, None, tmp_path)))
+    outputs = loaded.signatures["serving_default"](image_bytes=tf.constant(images))
+    pixels = np.stack([decode_and_resize(tf.constant(data), SIZE).numpy() for data in images])
+    plain, zoomed = model(pixels), model(zoom_view(pixels, 0.9))
+    for name in VALUES:
+        expected = (plain[name].numpy() + zoomed[name].numpy()) / 2
+        np.testing.assert_allclose(outputs[f"{name}_scores"].numpy(), expected, atol=1e-5)
+    assert not np.allclose(outputs["colour_scores"].numpy(), plain["colour"], atol=1e-5)
+    metadata = json.loads((tmp_path / "kattr" / "1" / METADATA_PATH).read_text())
+    assert metadata["config"]["model"]["zoom_average"] == [0.9]
 
 
 def test_model_of_another_image_shape_is_rejected(small, tmp_path):

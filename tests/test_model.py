@@ -17,6 +17,7 @@ from kattr.model import (
     last_conv_layer_name,
     precision_policy,
     set_output_biases_to_priors,
+    zoom_view,
 )
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
@@ -112,6 +113,39 @@ def test_inference_model_without_flip_average_is_the_model(model):
     assert sorted(forward(pictures)) == sorted(model.output_names)
     for name, value in model(pictures).items():
         np.testing.assert_allclose(forward(pictures)[name], value, atol=1e-7)
+
+
+def test_zoom_view_scales_the_product_about_the_centre_on_white():
+    # A black 8x8 square in the middle of a white 32x24 photo.
+    photo = np.full((1, 32, 24, 3), 255.0, "float32")
+    photo[:, 12:20, 8:16] = 0.0
+    for factor, side in ((1.5, 12), (0.75, 6)):
+        view = keras.ops.convert_to_numpy(zoom_view(photo, factor))
+        assert view.shape == photo.shape
+        rows, columns = np.nonzero(view[0, :, :, 0] < 128)
+        assert len(rows) == side * side, factor
+        assert (rows.min() + rows.max()) / 2 == pytest.approx(15.5, abs=0.5)
+        assert (columns.min() + columns.max()) / 2 == pytest.approx(11.5, abs=0.5)
+    # Shrinking pads with white, like the training zoom: the borders stay white.
+    shrunk = keras.ops.convert_to_numpy(zoom_view(np.zeros_like(photo), 0.75))
+    assert (shrunk[0, :4] == 255).all() and (shrunk[0, :, :3] == 255).all()
+    assert (shrunk[0, 4:28, 3:21] == 0).all()
+
+
+def test_zoom_average_scores_the_mean_over_every_zoom_and_mirror_image(model):
+    pictures = images(3)
+    views = [pictures] + [keras.ops.convert_to_numpy(zoom_view(pictures, f)) for f in (0.9, 1.1)]
+    views += [view[:, :, ::-1] for view in views]
+    embeddings = embedding_model(model)
+    forward = inference_model(model, flip_average=True, embedding=True, zoom_average=[0.9, 1.1])
+    averaged = forward(pictures)
+    flip_only = inference_model(model, flip_average=True)(pictures)
+    scored = [{**model(view), EMBEDDING_LAYER: embeddings(view)} for view in views]
+    for name in [*model.output_names, EMBEDDING_LAYER]:
+        expected = np.mean([keras.ops.convert_to_numpy(view[name]) for view in scored], axis=0)
+        np.testing.assert_allclose(averaged[name], expected, atol=1e-6, err_msg=name)
+    # The zoomed views change the scores, so the check above can fail.
+    assert np.abs(np.asarray(averaged["colour"]) - np.asarray(flip_only["colour"])).max() > 1e-5
 
 
 def test_last_conv_layer_is_the_backbone_feature_map(model, efficientnet):

@@ -286,7 +286,12 @@ class Scorer:
         config, model, thresholds = load_run(run_dir)
         shape = config.data.image_shape
         # One forward pass gives the scores and the pooled feature, as the export serves them.
-        outputs_model = inference_model(model, config.model.flip_average, embedding=True)
+        outputs_model = inference_model(
+            model,
+            flip_average=config.model.flip_average,
+            embedding=True,
+            zoom_average=config.model.zoom_average,
+        )
         # Traced once for any batch size: eager calls cost about 0.3 s each on 2 CPU cores.
         forward = tf.function(
             lambda images: outputs_model(images, training=False),

@@ -1,5 +1,5 @@
-"""`model.flip_average`: evaluation and in-process scoring average the image and its mirror
-image, as the export serves them (tests/test_export.py checks the export itself)."""
+"""`model.flip_average` and `model.zoom_average`: evaluation and in-process scoring average
+the image's views as the export serves them (tests/test_export.py checks the export itself)."""
 
 import io
 
@@ -13,7 +13,7 @@ from kattr.apps import Scorer
 from kattr.catalog import load_catalog
 from kattr.config import load_config, save_config
 from kattr.evaluation import predict_catalog
-from kattr.model import build_model
+from kattr.model import build_model, zoom_view
 from kattr.run_dir import RunDir
 
 # At 32 px the backbone leaves one token, so attention softmaxes over a single key: harmless.
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax:UserWarn
 # The tiny model of the evaluation tests; the synthetic config trains without mirror images.
 TINY = [*EVALUATION_TINY, "train.augmentation.enabled=true"]
 FLIP = [*TINY, "model.flip_average=true"]
+ZOOM = [*TINY, "model.zoom_average=[0.9]"]
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,11 @@ def mirror_of(model):
     return keras.Model(image, model(keras.ops.flip(image, axis=2)))
 
 
+def zoomed_by(model, factor):
+    image = keras.Input(model.input.shape[1:])
+    return keras.Model(image, model(zoom_view(image, factor)))
+
+
 def test_evaluation_scores_the_mean_of_the_image_and_its_mirror_image(model_and_configs):
     model, plain_config, flip_config = model_and_configs
     catalog = load_catalog(plain_config).subset("val")
@@ -44,6 +50,18 @@ def test_evaluation_scores_the_mean_of_the_image_and_its_mirror_image(model_and_
     assert skipped == 0 and len(targets["colour"]) == len(catalog)
     for name in averaged:
         np.testing.assert_allclose(averaged[name], (plain[name] + mirrored[name]) / 2, atol=1e-6)
+    assert not np.allclose(averaged["colour"], plain["colour"], atol=1e-6)
+
+
+def test_evaluation_scores_the_mean_over_the_zoomed_views(model_and_configs, synthetic_catalog):
+    model, plain_config, _ = model_and_configs
+    zoom_config = load_config(synthetic_catalog.config_path, ZOOM)
+    catalog = load_catalog(plain_config).subset("val")
+    _, plain, _ = predict_catalog(model, plain_config, catalog)
+    _, zoomed, _ = predict_catalog(zoomed_by(model, 0.9), plain_config, catalog)
+    _, averaged, _ = predict_catalog(model, zoom_config, catalog)
+    for name in averaged:
+        np.testing.assert_allclose(averaged[name], (plain[name] + zoomed[name]) / 2, atol=1e-6)
     assert not np.allclose(averaged["colour"], plain["colour"], atol=1e-6)
 
 
@@ -70,3 +88,21 @@ def test_scorer_of_a_flip_average_run_gives_a_photo_and_its_mirror_the_same_scor
         np.testing.assert_allclose(values[0], values[1], atol=1e-6)
     np.testing.assert_allclose(embeddings["flip"][0], embeddings["flip"][1], atol=1e-6)
     assert not np.allclose(scores["plain"]["colour"][0], scores["plain"]["colour"][1], atol=1e-6)
+
+
+def test_scorer_of_a_zoom_average_run_scores_the_mean_over_the_zoomed_views(
+    model_and_configs, synthetic_catalog, tmp_path
+):
+    model, _, _ = model_and_configs
+    pixels = np.random.default_rng(1).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
+    run = RunDir(tmp_path / "zoom")
+    run.root.mkdir()
+    save_config(load_config(synthetic_catalog.config_path, ZOOM), run.config)
+    model.save(run.model)
+    scores, _ = Scorer.from_run(run.root).predict([png(pixels[0])])
+    image = pixels.astype("float32")
+    plain, zoomed = model(image), zoomed_by(model, 0.9)(image)
+    for name, values in scores.items():
+        expected = (np.asarray(plain[name]) + np.asarray(zoomed[name])) / 2
+        np.testing.assert_allclose(values, expected, atol=1e-5, err_msg=name)
+    assert not np.allclose(scores["colour"], np.asarray(plain["colour"]), atol=1e-5)
