@@ -28,7 +28,7 @@ from kattr.metrics import (
     labelled_rows,
     report_to_markdown,
 )
-from kattr.model import inference_model
+from kattr.model import inference_model_for
 from kattr.pipeline import SkipCounter, make_dataset
 from kattr.postprocess import thresholds_for
 from kattr.run_dir import RunDir, load_run, write_json
@@ -65,11 +65,7 @@ def predict_catalog(
         training=False,
         counter=counter,
     )
-    forward = inference_model(
-        model,
-        flip_average=config.model.flip_average,
-        zoom_average=config.model.zoom_average,
-    )
+    forward = inference_model_for(model, config)
     names = list(catalog.targets)
     targets = {name: [] for name in names}
     scores = {name: [] for name in names}

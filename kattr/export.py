@@ -45,7 +45,7 @@ import kattr
 from kattr._schema import to_data
 from kattr.config import Config, config_to_dict
 from kattr.images import PAD_VALUE, decode_and_resize, resize_to_fit
-from kattr.model import EMBEDDING_LAYER, inference_model
+from kattr.model import EMBEDDING_LAYER, inference_model_for
 from kattr.postprocess import applicability_table, decide, mask_not_applicable, thresholds_for
 from kattr.serving_contract import (
     DEFAULT_SIGNATURE,
@@ -126,12 +126,7 @@ class ServingModule(tf.Module):
         # One forward pass gives the scores and the pooled feature (averaged over the views of
         # `model.flip_average` and `model.zoom_average`, as evaluation and calibration scored
         # them).
-        forward = inference_model(
-            model,
-            flip_average=config.model.flip_average,
-            embedding=True,
-            zoom_average=config.model.zoom_average,
-        )
+        forward = inference_model_for(model, config, embedding=True)
         # A plain callable, not the tracked Keras model: saving a tracked Keras model walks and
         # retraces every layer (about 10x slower).
         self._forward = functools.partial(forward, training=False)

@@ -33,6 +33,7 @@ __all__ = [
     "build_model",
     "embedding_model",
     "inference_model",
+    "inference_model_for",
     "last_conv_layer_name",
     "logits_model",
     "precision_policy",
@@ -232,6 +233,23 @@ def inference_model(
     scored = [forward(view) for view in views]
     averaged = {name: sum(view[name] for view in scored) / len(scored) for name in outputs}
     return keras.Model(image, averaged, name=f"{model.name}_test_time_average")
+
+
+def inference_model_for(
+    model: keras.Model, config: Config, embedding: bool = False
+) -> keras.Model:
+    """`inference_model` with the config's test-time views (`model.flip_average`,
+    `model.zoom_average`): how evaluation, export and scoring run a trained model.
+
+    Example:
+        >>> forward = inference_model_for(model, config, embedding=True)
+    """
+    return inference_model(
+        model,
+        flip_average=config.model.flip_average,
+        embedding=embedding,
+        zoom_average=config.model.zoom_average,
+    )
 
 
 def logits_model(model: keras.Model) -> keras.Model:

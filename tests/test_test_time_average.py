@@ -31,14 +31,18 @@ def model_and_configs(synthetic_catalog):
     return build_model(plain), plain, load_config(synthetic_catalog.config_path, FLIP)
 
 
-def mirror_of(model):
+def on_view(model, view):
+    """`model` applied to `view(image)` instead of the image."""
     image = keras.Input(model.input.shape[1:])
-    return keras.Model(image, model(keras.ops.flip(image, axis=2)))
+    return keras.Model(image, model(view(image)))
+
+
+def mirror_of(model):
+    return on_view(model, lambda image: keras.ops.flip(image, axis=2))
 
 
 def zoomed_by(model, factor):
-    image = keras.Input(model.input.shape[1:])
-    return keras.Model(image, model(zoom_view(image, factor)))
+    return on_view(model, lambda image: zoom_view(image, factor))
 
 
 def test_evaluation_scores_the_mean_of_the_image_and_its_mirror_image(model_and_configs):

@@ -280,18 +280,13 @@ class Scorer:
         import tensorflow as tf
 
         from kattr.images import decode_and_resize
-        from kattr.model import inference_model
+        from kattr.model import inference_model_for
         from kattr.run_dir import load_run
 
         config, model, thresholds = load_run(run_dir)
         shape = config.data.image_shape
         # One forward pass gives the scores and the pooled feature, as the export serves them.
-        outputs_model = inference_model(
-            model,
-            flip_average=config.model.flip_average,
-            embedding=True,
-            zoom_average=config.model.zoom_average,
-        )
+        outputs_model = inference_model_for(model, config, embedding=True)
         # Traced once for any batch size: eager calls cost about 0.3 s each on 2 CPU cores.
         forward = tf.function(
             lambda images: outputs_model(images, training=False),
