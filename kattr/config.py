@@ -320,6 +320,11 @@ class OptimizerConfig:
         warmup_epochs: cosine only: epochs of linear warm-up (may be fractional), less than
             `train.epochs`; 0 starts the decay at once.
         weight_decay: AdamW weight decay.
+        ema_momentum: null trains and keeps the plain weights. A value in (0, 1) also keeps an
+            exponential moving average of the weights (Polyak averaging, Keras `use_ema`:
+            `average = m * average + (1 - m) * weights` after every step); validation,
+            checkpoint choice and the saved model use the average. 0.998 averages about the
+            last 500 steps.
 
     Example:
         >>> OptimizerConfig(schedule="cosine", warmup_epochs=1.0)  # YAML: train.optimizer
@@ -332,6 +337,7 @@ class OptimizerConfig:
     decay_epochs: float = 1.0
     warmup_epochs: float = 0.0
     weight_decay: float = 1e-4
+    ema_momentum: float | None = None
 
 
 @dataclass
@@ -632,6 +638,12 @@ def _check_ranges(config: Config) -> None:
             ),
             "0, or with schedule cosine between 0 and train.epochs "
             f"(Received: {config.train.optimizer.warmup_epochs})",
+        ),
+        (
+            "train.optimizer.ema_momentum",
+            config.train.optimizer.ema_momentum is None
+            or 0 < config.train.optimizer.ema_momentum < 1,
+            f"null or between 0 and 1 (Received: {config.train.optimizer.ema_momentum})",
         ),
         ("model.num_heads", config.model.num_heads >= 1, ">= 1"),
         ("model.drop_connect_rate", 0 <= config.model.drop_connect_rate < 1, "in [0, 1)"),

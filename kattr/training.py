@@ -101,11 +101,15 @@ def learning_rate_schedule(
 def build_optimizer(
     config: OptimizerConfig, steps_per_epoch: int, epochs: int | None = None
 ) -> keras.optimizers.Optimizer:
-    """Adam or AdamW (`config.name`) on the `learning_rate_schedule`."""
+    """Adam or AdamW (`config.name`) on the `learning_rate_schedule`, keeping a moving average
+    of the weights when `config.ema_momentum` is set."""
     schedule = learning_rate_schedule(config, steps_per_epoch, epochs)
+    ema = {}
+    if config.ema_momentum is not None:
+        ema = {"use_ema": True, "ema_momentum": config.ema_momentum}
     if config.name == "adamw":
-        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
-    return keras.optimizers.Adam(schedule)
+        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **ema)
+    return keras.optimizers.Adam(schedule, **ema)
 
 
 def _prepare_run_dir(config: Config, run: RunDir) -> None:
@@ -146,11 +150,18 @@ def _callbacks(
     names = [a.name for a in config.taxonomy.attributes]
     # A resumed run must not overwrite a better model.keras nor forget its patience count.
     best, wait = resume_state(run.history, MONITOR) if resuming else (-math.inf, 0)
+    # With a weight average, validation sees the average (SwapEMAWeights); the backup takes
+    # the plain weights first, then the average is swapped in for the checkpoint until the
+    # next epoch begins.
+    averaging = []
+    if config.train.optimizer.ema_momentum is not None:
+        averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)]
     callbacks = [
         MeanAttributeMetric(names),
         SkippedImagesLogger(counters),
-        BestModelCheckpoint(run.model, serving_model, MONITOR, initial_best=best),
         keras.callbacks.BackupAndRestore(str(run.backup)),
+        *averaging,
+        BestModelCheckpoint(run.model, serving_model, MONITOR, initial_best=best),
         keras.callbacks.TensorBoard(str(run.logs), write_graph=False),
         keras.callbacks.CSVLogger(str(run.history), append=True),
     ]

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from kattr.config import load_config
+from kattr.config import OptimizerConfig, load_config
 from kattr.evaluation import evaluate_run
 from kattr.run_dir import RunDir, load_run
 from kattr.training import build_optimizer, learning_rate_schedule, train
@@ -95,8 +95,6 @@ def test_eval_on_another_manifest_and_calibration(resumed_run, tmp_path):
 
 
 def test_optimizer_schedule_decays_per_epoch():
-    from kattr.config import OptimizerConfig
-
     schedule = learning_rate_schedule(OptimizerConfig(learning_rate=1e-5, decay_rate=0.75), 10)
     assert float(schedule(0)) == pytest.approx(1e-5)
     assert float(schedule(10)) == pytest.approx(0.75e-5)
@@ -173,8 +171,6 @@ def test_logits_model_shares_the_weights_and_feeds_the_sigmoid_outputs(synthetic
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-    from kattr.config import OptimizerConfig
-
     settings = OptimizerConfig(learning_rate=1e-3, schedule="cosine", warmup_epochs=1.5)
     schedule = learning_rate_schedule(settings, steps_per_epoch=10, epochs=4)
     assert float(schedule(0)) == 0.0
@@ -216,3 +212,67 @@ def test_deterministic_training_ends_with_the_same_weights_twice(
         weights.append(model.get_weights())
     assert len(weights[0]) > 0
     assert all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))
+
+
+class RecordTrainableWeights(keras.callbacks.Callback):
+    """Copies the trainable weights (by variable path) after the first step of the session,
+    at the start of each validation, and after the session's last step."""
+
+    def __init__(self):
+        super().__init__()
+        self.first_step, self.at_validation, self.last_step = None, [], None
+
+    def _weights(self):
+        return {v.path: keras.ops.convert_to_numpy(v).copy() for v in self.model.trainable_weights}
+
+    def on_train_begin(self, logs=None):
+        self.at_start = self._weights()  # after BackupAndRestore restored a resumed run
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.last_step = self._weights()
+        if self.first_step is None:
+            self.first_step = self._weights()
+
+    def on_test_begin(self, logs=None):
+        self.at_validation.append(self._weights())
+
+
+def max_gap(a, b):
+    assert set(a) == set(b) and a
+    return max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+
+
+def test_weight_average_is_what_validation_sees_and_the_run_keeps(synthetic_catalog, tmp_path):
+    """`train.optimizer.ema_momentum`: with a momentum of almost 1 the average stays at the
+    weights after the first step (Keras starts it there), while the weights themselves move on.
+    Validation and the saved model see the average; a resumed run trains on from the weights."""
+    overrides = TINY + ["train.epochs=3", "train.optimizer.ema_momentum=0.9999999"]
+    config = load_config(synthetic_catalog.config_path, overrides)
+    run = RunDir(tmp_path / "ema")
+    first = RecordTrainableWeights()
+    with pytest.raises(RuntimeError, match="killed"):
+        train(config, run.root, extra_callbacks=[first, KillAfterEpoch(0)], verbose=0)
+    moved = max_gap(first.first_step, first.last_step)
+    assert moved > 1e-3  # the weights moved on in the first epoch
+    assert max_gap(first.at_validation[0], first.first_step) < 1e-3 * moved
+
+    second = RecordTrainableWeights()
+    train(config, run.root, extra_callbacks=[second], verbose=0)
+    # Resumed from the weights of the first epoch, not from their average.
+    assert max_gap(second.at_start, first.last_step) < 1e-6
+    for weights in second.at_validation:
+        assert max_gap(weights, first.first_step) < 1e-3 * moved
+    saved = keras.saving.load_model(run.model, compile=False, safe_mode=True)
+    kept = {v.path: keras.ops.convert_to_numpy(v) for v in saved.trainable_weights}
+    assert max_gap(kept, first.first_step) < 1e-3 * moved
+    assert max_gap(kept, second.last_step) > 0.5 * moved
+
+
+def test_weight_average_momentum_must_lie_between_0_and_1(synthetic_catalog):
+    from kattr.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.optimizer.ema_momentum.*Received: 1.0"):
+        load_config(synthetic_catalog.config_path, ["train.optimizer.ema_momentum=1.0"])
+    averaged = build_optimizer(OptimizerConfig(ema_momentum=0.99), 10)
+    assert averaged.use_ema and averaged.ema_momentum == 0.99
+    assert not build_optimizer(OptimizerConfig(), 10).use_ema
