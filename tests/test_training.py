@@ -214,27 +214,30 @@ def test_deterministic_training_ends_with_the_same_weights_twice(
     assert all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))
 
 
+def trainable_weights_of(model):
+    """A copy of `model`'s trainable weights by variable path."""
+    return {v.path: keras.ops.convert_to_numpy(v).copy() for v in model.trainable_weights}
+
+
 class RecordTrainableWeights(keras.callbacks.Callback):
-    """Copies the trainable weights (by variable path) after the first step of the session,
-    at the start of each validation, and after the session's last step."""
+    """Copies the trainable weights at the start of the session, after its first step, at the
+    start of each validation, and after its last step."""
 
     def __init__(self):
         super().__init__()
-        self.first_step, self.at_validation, self.last_step = None, [], None
-
-    def _weights(self):
-        return {v.path: keras.ops.convert_to_numpy(v).copy() for v in self.model.trainable_weights}
+        self.at_start, self.first_step, self.at_validation, self.last_step = None, None, [], None
 
     def on_train_begin(self, logs=None):
-        self.at_start = self._weights()  # after BackupAndRestore restored a resumed run
+        # After BackupAndRestore restored a resumed run.
+        self.at_start = trainable_weights_of(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
-        self.last_step = self._weights()
+        self.last_step = trainable_weights_of(self.model)
         if self.first_step is None:
-            self.first_step = self._weights()
+            self.first_step = self.last_step
 
     def on_test_begin(self, logs=None):
-        self.at_validation.append(self._weights())
+        self.at_validation.append(trainable_weights_of(self.model))
 
 
 def max_gap(a, b):
@@ -263,7 +266,7 @@ def test_weight_average_is_what_validation_sees_and_the_run_keeps(synthetic_cata
     for weights in second.at_validation:
         assert max_gap(weights, first.first_step) < 1e-3 * moved
     saved = keras.saving.load_model(run.model, compile=False, safe_mode=True)
-    kept = {v.path: keras.ops.convert_to_numpy(v) for v in saved.trainable_weights}
+    kept = trainable_weights_of(saved)
     assert max_gap(kept, first.first_step) < 1e-3 * moved
     assert max_gap(kept, second.last_step) > 0.5 * moved
 
