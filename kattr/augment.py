@@ -60,4 +60,11 @@ def build_augmentation(
         # Keras expresses shear as a share of the image side: tan(angle).
         factor = math.tan(math.radians(config.shear_degrees))
         layers.append(keras.layers.RandomShear(factor, factor, seed=next(seeds), **fill))
+    if config.erasing > 0:
+        # A (min, max) factor: Keras draws each image's probability between the two.
+        layers.append(
+            keras.layers.RandomErasing(
+                (config.erasing, config.erasing), fill_value=PAD_VALUE, seed=next(seeds)
+            )
+        )
     return keras.layers.Pipeline(layers, name="augmentation") if layers else None

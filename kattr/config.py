@@ -372,6 +372,8 @@ class AugmentationConfig:
         rotation_degrees: +/- rotation.
         shear_degrees: maximum shear.
         horizontal_flip: random left-right flip with p=0.5.
+        erasing: probability that one random rectangle of the image (each side 14-57% of
+            the image's) is painted the white background (random erasing, Zhong et al. 2017).
     """
 
     enabled: bool = True
@@ -380,6 +382,7 @@ class AugmentationConfig:
     rotation_degrees: float = 20.0
     shear_degrees: float = 16.0
     horizontal_flip: bool = True
+    erasing: float = 0.0
 
 
 @dataclass
@@ -644,6 +647,11 @@ def _check_ranges(config: Config) -> None:
             config.train.optimizer.ema_momentum is None
             or 0 < config.train.optimizer.ema_momentum < 1,
             f"null or between 0 and 1 (Received: {config.train.optimizer.ema_momentum})",
+        ),
+        (
+            "train.augmentation.erasing",
+            0 <= config.train.augmentation.erasing <= 1,
+            f"a probability in [0, 1] (Received: {config.train.augmentation.erasing})",
         ),
         ("model.num_heads", config.model.num_heads >= 1, ">= 1"),
         ("model.drop_connect_rate", 0 <= config.model.drop_connect_rate < 1, "in [0, 1)"),

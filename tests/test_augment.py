@@ -1,6 +1,7 @@
 """Training augmentation: every random layer draws its own numbers."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from kattr.augment import build_augmentation
@@ -41,3 +42,28 @@ def test_flip_and_rotation_are_drawn_independently():
 
 def test_disabled_augmentation_builds_nothing():
     assert build_augmentation(AugmentationConfig(enabled=False), seed=0) is None
+
+
+def test_erasing_paints_one_white_rectangle_in_about_the_configured_share():
+    config = AugmentationConfig(
+        zoom=0.0, translation=0.0, rotation_degrees=0.0, shear_degrees=0.0,
+        horizontal_flip=False, erasing=0.5,
+    )
+    augment = build_augmentation(config, seed=0)
+    black = tf.zeros([DRAWS, SIZE, SIZE, 3])
+    erased = augment(black, training=True).numpy() == 255.0
+    touched = erased.any(axis=(1, 2, 3))
+    assert 0.4 < touched.mean() < 0.6
+    for mask in erased[touched][..., 0]:
+        rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        # The white pixels fill their bounding box: one rectangle, nothing scattered.
+        assert mask[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1].all()
+        assert mask.sum() == len(rows) * len(columns)
+    assert np.array_equal(augment(black, training=False).numpy(), black.numpy())
+
+
+def test_erasing_must_be_a_probability(synthetic_catalog):
+    from kattr.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="train.augmentation.erasing.*Received: 1.5"):
+        load_config(synthetic_catalog.config_path, ["train.augmentation.erasing=1.5"])
