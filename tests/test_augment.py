@@ -59,6 +59,8 @@ def test_erasing_paints_one_white_rectangle_in_about_the_configured_share():
         # The white pixels fill their bounding box: one rectangle, nothing scattered.
         assert mask[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1].all()
         assert mask.sum() == len(rows) * len(columns)
+        # Each side spans 14-57% of the image's (pixel rounding aside).
+        assert all(0.12 * SIZE <= len(side) <= 0.6 * SIZE for side in (rows, columns))
     assert np.array_equal(augment(black, training=False).numpy(), black.numpy())
 
 
