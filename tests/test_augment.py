@@ -1,7 +1,6 @@
 """Training augmentation: every random layer draws its own numbers."""
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from kattr.augment import build_augmentation
@@ -63,9 +62,3 @@ def test_erasing_paints_one_white_rectangle_in_about_the_configured_share():
         assert all(0.12 * SIZE <= len(side) <= 0.6 * SIZE for side in (rows, columns))
     assert np.array_equal(augment(black, training=False).numpy(), black.numpy())
 
-
-def test_erasing_must_be_a_probability(synthetic_catalog):
-    from kattr.config import ConfigError, load_config
-
-    with pytest.raises(ConfigError, match="train.augmentation.erasing.*Received: 1.5"):
-        load_config(synthetic_catalog.config_path, ["train.augmentation.erasing=1.5"])

@@ -1,6 +1,7 @@
 """Config loading: typed objects, overrides and errors that name the key path."""
 
 import copy
+import re
 
 import pytest
 import yaml
@@ -73,10 +74,15 @@ def test_valid_config_is_typed_and_canonicalised():
         ("taxonomy.categories", ["bag", "Bag"], "taxonomy.categories: value 'bag' is listed twice"),
         ("taxonomy.attributes.2.weight", -1, "taxonomy.attributes[2].weight: expected >= 0"),
         ("data.splits", {"val_fraction": 0.6, "test_fraction": 0.5}, "data.splits"),
+        (
+            "train",
+            {"augmentation": {"erasing": 1.5}},
+            "train.augmentation.erasing: expected a probability in [0, 1] (Received: 1.5)",
+        ),
     ],
 )
 def test_invalid_config_names_key_path(path, value, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         config_from_dict(with_change(path, value))
 
 
