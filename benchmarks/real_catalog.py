@@ -22,7 +22,7 @@ A variant whose folder under `--output` already holds a finished run of the same
 evaluated again, not retrained, so an interrupted benchmark goes on where it stopped (a
 finished run of another recipe there is an error that names the folder).
 
-Typical usage (the recipe's own epochs; about 23-25 minutes per kattr variant on 2 idle CPU
+Typical usage (the recipe's own epochs; about 25-27 minutes per kattr variant on 2 idle CPU
 cores):
     python benchmarks/real_catalog.py --output /tmp/kattr-real
     python benchmarks/real_catalog.py --variants default --epochs 2   # a quick look
@@ -47,7 +47,7 @@ VARIANTS = {
                              "model.colour_histogram_attributes=null"],
 }
 LABELS = {
-    "default": "kattr, default recipe (masked BCE, attention, colour statistics)",
+    "default": "kattr, default recipe ({loss}, attention, colour statistics)",
     "attention-none": "kattr, attention: none",
     "missing-as-negative": "kattr, missing labels as negatives",
     "no-colour-statistics": "kattr, colour branch without HSV histograms",
@@ -64,8 +64,19 @@ def with_mean(row: dict[str, float | None]) -> dict[str, float | None]:
     return {**row, "mean": float(np.nanmean(scores))}
 
 
-def print_table(title: str, table: dict[str, dict[str, float]]) -> None:
-    """A Markdown table: one row per variant, one column per attribute, then mean and seconds."""
+def loss_name(config) -> str:
+    """The recipe's loss in a few words, for the default row's label.
+
+    Example: `loss_name(load_config("configs/fashion-products.yaml"))` is
+    "masked focal loss, gamma 1".
+    """
+    gamma = config.train.loss.focal_gamma
+    return f"masked focal loss, gamma {gamma:g}" if gamma else "masked BCE"
+
+
+def print_table(title: str, table: dict[str, dict[str, float]], labels: dict[str, str]) -> None:
+    """A Markdown table: one row per variant (labelled by `labels`, else by its name), one
+    column per attribute, then mean and seconds."""
     columns = [c for c in next(iter(table.values())) if c not in ("mean", "seconds")]
     columns += ["mean", "seconds"]
     print(f"\n{title}\n\n| variant | " + " | ".join(columns) + " |")
@@ -76,7 +87,7 @@ def print_table(title: str, table: dict[str, dict[str, float]]) -> None:
             value = row.get(column)
             cells.append("–" if value is None else f"{value:.0f}" if column == "seconds"
                          else f"{value:.3f}")
-        print(f"| {LABELS.get(name, name)} | " + " | ".join(cells) + " |")
+        print(f"| {labels.get(name, name)} | " + " | ".join(cells) + " |")
 
 
 # Data settings that locate or cache the files, not part of the recipe.
@@ -158,9 +169,10 @@ def main() -> None:
                                                        "average_precision": precision}, indent=2))
     for name, row in baseline_scores(base, "test").items():
         accuracy[name] = with_mean(row)
+    labels = {**LABELS, "default": LABELS["default"].format(loss=loss_name(base))}
     print_table("Test split, eq. (2) average accuracy (kattr: thresholds calibrated on val):",
-                accuracy)
-    print_table("Test split, average precision (micro over values):", precision)
+                accuracy, labels)
+    print_table("Test split, average precision (micro over values):", precision, labels)
     output.mkdir(parents=True, exist_ok=True)
     (output / "table.json").write_text(json.dumps({"average_accuracy": accuracy,
                                                    "average_precision": precision}, indent=2))
