@@ -352,6 +352,8 @@ class LossConfig:
             training frequencies, capped at `max_positive_weight`).
         max_positive_weight: cap on the balanced per-value weights.
         missing_as_negative: ablation that treats missing labels as negatives (not masked).
+        label_smoothing: known targets move towards 0.5 by this amount (1 -> 1 - e/2,
+            0 -> e/2); 0 keeps hard targets.
     """
 
     normaliser: Literal["batch", "labelled"] = "batch"
@@ -359,6 +361,7 @@ class LossConfig:
     positive_weights: Literal["none", "balanced"] = "none"
     max_positive_weight: float = 10.0
     missing_as_negative: bool = False
+    label_smoothing: float = 0.0
 
 
 @dataclass

@@ -48,6 +48,9 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
             (`keras.losses.binary_focal_crossentropy`, no class balancing). Defaults to 0.
         positive_weights: list of float or None. Weight of the positive term of each value
             (negatives keep weight 1), e.g. from `balanced_positive_weights`. Defaults to None.
+        label_smoothing: float in [0, 1). Known targets move towards 0.5: a positive becomes
+            `1 - label_smoothing / 2`, a negative `label_smoothing / 2` (as Keras' binary
+            losses); missing values stay masked. Defaults to 0.
         missing_as_negative: bool. Ablation: missing rows are all-negative instead of masked.
             Defaults to False.
         from_logits: bool. `y_pred` holds logits (numerically stable, unclipped BCE, as
@@ -72,6 +75,7 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
         positive_weights: list[float] | None = None,
         missing_as_negative: bool = False,
         from_logits: bool = False,
+        label_smoothing: float = 0.0,
         name: str = "masked_binary_crossentropy",
         reduction: str = "sum",
         dtype: str | None = None,
@@ -84,7 +88,12 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
             )
         if focal_gamma < 0:
             raise ValueError(f"focal_gamma must be >= 0. Received: focal_gamma={focal_gamma}")
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(
+                f"label_smoothing must be in [0, 1). Received: label_smoothing={label_smoothing}"
+            )
         self.normaliser = normaliser
+        self.label_smoothing = float(label_smoothing)
         self.focal_gamma = float(focal_gamma)
         self.positive_weights = (
             None if positive_weights is None else [float(w) for w in positive_weights]
@@ -99,16 +108,17 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
         known = ops.greater_equal(y_true, 0.0)
         labelled = ops.any(known, axis=-1)
         targets = ops.where(known, y_true, ops.zeros_like(y_true))
+        smoothed = targets * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
         if self.from_logits:
-            per_value = self._logits_loss(targets, y_pred)
+            per_value = self._logits_loss(smoothed, y_pred)
         elif self.focal_gamma:
             # A trailing axis of size 1 makes the Keras losses (means over the last axis)
             # elementwise.
             per_value = keras.losses.binary_focal_crossentropy(
-                targets[..., None], y_pred[..., None], gamma=self.focal_gamma
+                smoothed[..., None], y_pred[..., None], gamma=self.focal_gamma
             )
         else:
-            per_value = keras.losses.binary_crossentropy(targets[..., None], y_pred[..., None])
+            per_value = keras.losses.binary_crossentropy(smoothed[..., None], y_pred[..., None])
         if self.positive_weights is not None:
             weights = ops.convert_to_tensor(self.positive_weights, dtype=per_value.dtype)
             per_value = per_value * (1.0 + (weights - 1.0) * targets)
@@ -140,6 +150,7 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
             positive_weights=self.positive_weights,
             missing_as_negative=self.missing_as_negative,
             from_logits=self.from_logits,
+            label_smoothing=self.label_smoothing,
         )
         return config
 
@@ -217,6 +228,7 @@ def build_losses(
             positive_weights=weights,
             missing_as_negative=settings.missing_as_negative,
             from_logits=from_logits,
+            label_smoothing=settings.label_smoothing,
             name=f"{attribute.name}_loss",
         )
     return losses, {attribute.name: attribute.weight for attribute in attributes}

@@ -106,6 +106,36 @@ def test_focal_variant_down_weights_easy_values():
     assert float(loss(Y_TRUE, Y_PRED)) == pytest.approx(expected, rel=1e-4)
 
 
+def test_label_smoothing_moves_known_targets_towards_one_half():
+    loss = MaskedBinaryCrossentropy(label_smoothing=0.2)
+    target = Y_TRUE[[0, 1, 3]]
+    smoothed = np.where(target == 1, 0.9, 0.1)
+    expected = bce(smoothed, Y_PRED[[0, 1, 3]]).sum() / 4  # the missing row still adds nothing
+    assert float(loss(Y_TRUE, Y_PRED)) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("focal_gamma", [0.0, 1.0])
+def test_smoothed_loss_is_flat_at_the_smoothed_targets_and_masks_missing_rows(focal_gamma):
+    # Logits at the smoothed targets (0.95 / 0.05) get zero gradient; a missing row gets zero
+    # gradient wherever its logits are.
+    y_true = np.array([[1.0, 0.0], [-1.0, -1.0]], "float32")
+    at_target = float(logit(np.float32(0.95)))
+    logits = tf.Variable([[at_target, -at_target], [4.0, -2.0]])
+    loss = MaskedBinaryCrossentropy(focal_gamma=focal_gamma, label_smoothing=0.1, from_logits=True)
+    with tf.GradientTape() as tape:
+        value = loss(y_true, logits)
+    gradient = tape.gradient(value, logits).numpy()
+    if focal_gamma == 0:
+        np.testing.assert_allclose(gradient[0], 0.0, atol=1e-6)
+    np.testing.assert_array_equal(gradient[1], 0.0)
+    # Pushing a positive beyond its smoothed target now costs loss.
+    beyond = MaskedBinaryCrossentropy(label_smoothing=0.1, from_logits=True)(
+        y_true, np.array([[6.0, -6.0], [0.0, 0.0]], "float32"))
+    at = MaskedBinaryCrossentropy(label_smoothing=0.1, from_logits=True)(
+        y_true, np.array([[at_target, -at_target], [0.0, 0.0]], "float32"))
+    assert float(beyond) > float(at)
+
+
 def test_positive_weights_scale_only_positive_terms():
     weights = np.array([3.0, 2.0, 5.0], "float32")
     loss = MaskedBinaryCrossentropy(positive_weights=weights.tolist())
@@ -117,7 +147,8 @@ def test_positive_weights_scale_only_positive_terms():
 
 
 def test_loss_config_round_trip():
-    loss = MaskedBinaryCrossentropy("labelled", 1.5, [1.0, 2.0], True, name="colour_loss")
+    loss = MaskedBinaryCrossentropy("labelled", 1.5, [1.0, 2.0], True, label_smoothing=0.1,
+                                    name="colour_loss")
     clone = MaskedBinaryCrossentropy.from_config(loss.get_config())
     assert clone.get_config() == loss.get_config()
     assert clone.name == "colour_loss"
@@ -128,6 +159,8 @@ def test_invalid_loss_arguments():
         MaskedBinaryCrossentropy(normaliser="rows")
     with pytest.raises(ValueError, match="focal_gamma"):
         MaskedBinaryCrossentropy(focal_gamma=-1.0)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        MaskedBinaryCrossentropy(label_smoothing=1.0)
 
 
 def test_compiled_total_is_the_weighted_sum_of_attribute_losses():
@@ -154,8 +187,9 @@ def test_compiled_total_is_the_weighted_sum_of_attribute_losses():
 def test_build_losses_follows_the_loss_config():
     weights = {"colour": np.array([1, 2, 3], "f"), "occasion": np.array([4, 5], "f")}
     config = tiny_config(loss={"focal_gamma": 2.0, "positive_weights": "balanced",
-                               "missing_as_negative": True})
+                               "missing_as_negative": True, "label_smoothing": 0.1})
     losses, _ = build_losses(config, weights)
+    assert losses["colour"].label_smoothing == 0.1
     assert losses["occasion"].positive_weights == [4.0, 5.0]
     assert losses["colour"].focal_gamma == 2.0
     assert losses["colour"].missing_as_negative
@@ -186,7 +220,8 @@ def logit(score):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"normaliser": "labelled"}, {"focal_gamma": 2.0}, {"positive_weights": [3.0, 2.0, 5.0]}],
+    [{}, {"normaliser": "labelled"}, {"focal_gamma": 2.0}, {"positive_weights": [3.0, 2.0, 5.0]},
+     {"focal_gamma": 1.0, "label_smoothing": 0.1}],
 )
 def test_logits_loss_agrees_with_the_score_loss_for_moderate_logits(options):
     on_scores = MaskedBinaryCrossentropy(**options)
