@@ -48,13 +48,13 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
             (`keras.losses.binary_focal_crossentropy`, no class balancing). Defaults to 0.
         positive_weights: list of float or None. Weight of the positive term of each value
             (negatives keep weight 1), e.g. from `balanced_positive_weights`. Defaults to None.
-        label_smoothing: float in [0, 1). Known targets move towards 0.5: a positive becomes
-            `1 - label_smoothing / 2`, a negative `label_smoothing / 2` (as Keras' binary
-            losses); missing values stay masked. Defaults to 0.
         missing_as_negative: bool. Ablation: missing rows are all-negative instead of masked.
             Defaults to False.
         from_logits: bool. `y_pred` holds logits (numerically stable, unclipped BCE, as
             training uses) rather than sigmoid scores (clipped by Keras). Defaults to False.
+        label_smoothing: float in [0, 1). Known targets move towards 0.5: a positive becomes
+            `1 - label_smoothing / 2`, a negative `label_smoothing / 2` (as Keras' binary
+            losses); missing values stay masked. Defaults to 0.
         name: str. The loss name.
 
     Example:
