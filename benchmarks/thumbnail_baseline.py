@@ -94,7 +94,8 @@ def baseline_scores(config, split: str = "test",
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "configs" / "fashion-products.yaml"))
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", choices=["train", "test"],
+                        help="split to score (val picks each attribute's C)")
     args = parser.parse_args()
 
     from kattr.config import load_config
