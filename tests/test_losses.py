@@ -114,23 +114,33 @@ def test_label_smoothing_moves_known_targets_towards_one_half():
     assert float(loss(Y_TRUE, Y_PRED)) == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.parametrize("focal_gamma", [0.0, 1.0])
-def test_smoothed_loss_is_flat_at_the_smoothed_targets_and_masks_missing_rows(focal_gamma):
-    # A missing row gets zero gradient wherever its logits are.
-    y_true = np.array([[1.0, 0.0], [-1.0, -1.0]], "float32")
-    at_target = float(logit(np.float32(0.95)))
+SMOOTHED_TRUE = np.array([[1.0, 0.0], [-1.0, -1.0]], "float32")  # one known row, one missing
+
+
+def smoothed_loss_and_gradient(focal_gamma: float) -> tuple[float, np.ndarray]:
+    """The smoothed (0.1) loss on logits at the smoothed targets (missing row anywhere), and its
+    gradient with respect to those logits."""
+    at_target = float(logit(np.float32(0.95)))  # the smoothed positive, 1 - 0.1 / 2
     logits = tf.Variable([[at_target, -at_target], [4.0, -2.0]])
     loss = MaskedBinaryCrossentropy(focal_gamma=focal_gamma, label_smoothing=0.1, from_logits=True)
     with tf.GradientTape() as tape:
-        value = loss(y_true, logits)
-    gradient = tape.gradient(value, logits).numpy()
+        value = loss(SMOOTHED_TRUE, logits)
+    return float(value), tape.gradient(value, logits).numpy()
+
+
+@pytest.mark.parametrize("focal_gamma", [0.0, 1.0])
+def test_smoothed_loss_gives_missing_rows_zero_gradient(focal_gamma):
+    _, gradient = smoothed_loss_and_gradient(focal_gamma)
     np.testing.assert_array_equal(gradient[1], 0.0)
-    if focal_gamma == 0:
-        # BCE is flat at the smoothed targets, and pushing a positive beyond them costs loss
-        # (the focal factor moves its minimum further out, so this holds for BCE only).
-        np.testing.assert_allclose(gradient[0], 0.0, atol=1e-6)
-        beyond = loss(y_true, np.array([[6.0, -6.0], [0.0, 0.0]], "float32"))
-        assert float(beyond) > float(value)
+
+
+def test_smoothed_bce_is_flat_at_the_smoothed_targets_and_costs_loss_beyond_them():
+    # BCE only: the focal factor moves the smoothed loss's minimum beyond the smoothed target.
+    value, gradient = smoothed_loss_and_gradient(focal_gamma=0.0)
+    np.testing.assert_allclose(gradient[0], 0.0, atol=1e-6)
+    beyond = MaskedBinaryCrossentropy(label_smoothing=0.1, from_logits=True)(
+        SMOOTHED_TRUE, np.array([[6.0, -6.0], [0.0, 0.0]], "float32"))
+    assert float(beyond) > value
 
 
 def test_positive_weights_scale_only_positive_terms():
